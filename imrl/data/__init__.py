@@ -1,0 +1,1 @@
+"""Data stage: raw files -> interactions table -> preprocessed chronological splits."""

@@ -1,0 +1,106 @@
+"""Names -> implementations, for methods, datasets and simulators.
+
+Targets are "module:Class" strings imported only when a run needs them, so the
+workflow can list and validate the whole grid without importing torch. A ``None``
+target means "named by the paper, not implemented yet": the config accepts it and a
+dry run reports it as not available.
+
+Adding a method: write one module (``baselines/<name>.py`` subclassing
+``imrl.api.OfflineMethod`` and/or ``OnlineAgent``), add one ``MethodSpec`` line
+below, and one entry under ``methods:`` in the config.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OFFLINE, ONLINE = "offline", "online"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    target: str | None                 # "module:Class", None = not implemented yet
+    settings: tuple[str, ...]          # where it runs: offline datasets, online simulators
+    paper: str                         # what it implements
+    defaults: dict[str, Any] = field(default_factory=dict)  # fixed params (variants of one class)
+
+    @property
+    def available(self) -> bool:
+        return self.target is not None
+
+    @property
+    def module(self) -> str:
+        if self.target is None:
+            raise LookupError(f"method {self.name!r} is not implemented yet")
+        return self.target.split(":")[0]
+
+    def load(self) -> type:
+        return load_target(self.target) if self.target else self.module
+
+
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
+    # Sanity methods.
+    MethodSpec("random", "baselines.random:Random", (OFFLINE, ONLINE), "uniformly random ranking / actions"),
+    MethodSpec("popularity", "baselines.popularity:Popularity", (OFFLINE,), "most popular training items"),
+    MethodSpec("markov", "baselines.markov:Markov", (OFFLINE,), "first-order item-to-item transition counts"),
+    # IMRL and its ablations (issue: IMRL itself).
+    MethodSpec("imrl", None, (OFFLINE, ONLINE), "IMRL (this paper)"),
+    MethodSpec("imrl-e", None, (OFFLINE, ONLINE), "IMRL without empowerment"),
+    MethodSpec("imrl-a", None, (OFFLINE, ONLINE), "IMRL without counterfactual augmentation"),
+    MethodSpec("imrl-kl", None, (OFFLINE, ONLINE), "IMRL with the KL-divergence intrinsic signal"),
+    MethodSpec("sac", None, (OFFLINE, ONLINE), "Soft Actor-Critic (Haarnoja et al. 2018)"),
+    # Supervised sequential baselines.
+    MethodSpec("sasrec", None, (OFFLINE,), "SASRec (Kang & McAuley, ICDM 2018)"),
+    MethodSpec("stamp", None, (OFFLINE,), "STAMP (Liu et al., KDD 2018)"),
+    MethodSpec("casr", None, (OFFLINE,), "CASR + STAMP (Wang et al., SIGIR 2021)"),
+    MethodSpec("causerec", None, (OFFLINE,), "CauseRec (Zhang et al., SIGIR 2021)"),
+    MethodSpec("cocorec", None, (OFFLINE,), "CoCoRec (Cai et al., SIGIR 2021)"),
+    # RL baselines.
+    MethodSpec("deers", None, (OFFLINE, ONLINE), "DEERS (Zhao et al., KDD 2018)"),
+    MethodSpec("kgrl", None, (OFFLINE, ONLINE), "KGRL (Chen et al., IJCNN 2020)"),
+    MethodSpec("tpgr", None, (OFFLINE, ONLINE), "TPGR (Chen et al., AAAI 2019)"),
+    MethodSpec("pgpr", None, (OFFLINE, ONLINE), "PGPR (Xian et al., SIGIR 2019)"),
+]}
+
+#: Offline datasets: name -> converter ("module:function" building Interactions), None = not yet.
+DATASETS: dict[str, str | None] = {
+    "synthetic": "imrl.data.synthetic:generate",
+    "ml-20m": None,
+    "netflix": None,
+    "amazon-cd": None,
+    "librarything": None,
+    "book-crossing": None,
+    "goodreads": None,
+}
+
+#: Online simulators: name -> environment factory ("module:function"), None = not yet.
+SIMULATORS: dict[str, str | None] = {
+    "recsim": None,
+    "recogym": None,
+    "virtualtb": None,
+}
+
+
+def method(name: str) -> MethodSpec:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise KeyError(f"unknown method {name!r}; valid methods: {', '.join(sorted(METHODS))}") from None
+
+
+def load_target(target: str) -> Any:
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def module_file(module: str) -> Path:
+    """Source file of a module, found without importing it (workflow inputs)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise LookupError(f"module {module!r} not found")
+    return Path(spec.origin)
