@@ -49,9 +49,6 @@ class RunContext:
 class Method:
     """Shared by both interfaces: hyper-parameters, context, side-information labels."""
 
-    #: True when the method benefits from a GPU (the workflow then declares gpu=1).
-    uses_gpu: ClassVar[bool] = False
-
     def __init__(self, params: dict[str, Any], ctx: RunContext):
         self.params = dict(params)
         self.ctx = ctx
