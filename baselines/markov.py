@@ -13,6 +13,8 @@ from imrl.data.split import Split
 
 
 class Markov(OfflineMethod):
+    defaults = {}
+
     def fit(self, split: Split) -> None:
         indptr, items = split.csr("train")
         # Consecutive pairs within a user: every position except each user's last one.

@@ -10,6 +10,8 @@ from imrl.data.split import Split
 
 
 class Popularity(OfflineMethod):
+    defaults = {}
+
     def fit(self, split: Split) -> None:
         _, items = split.csr("train")
         counts = np.bincount(items, minlength=split.n_items).astype(np.float32)

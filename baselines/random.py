@@ -11,6 +11,8 @@ from imrl.data.split import Split
 
 
 class Random(OfflineMethod):
+    defaults = {}
+
     def fit(self, split: Split) -> None:
         self.n_items = split.n_items
         self.generator = self.ctx.generator()
@@ -21,6 +23,7 @@ class Random(OfflineMethod):
 
 class RandomAgent(OnlineAgent):
     action_interface = "discrete"
+    defaults = {}
 
     def __init__(self, params, ctx, observation_space, action_space, n_envs):
         super().__init__(params, ctx, observation_space, action_space, n_envs)

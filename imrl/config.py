@@ -11,6 +11,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from imrl import registry
+
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schemas" / "config.schema.yaml"
 
 
@@ -19,8 +21,13 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    """The schema, with the valid names taken from the registry (one source of truth)."""
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        schema = yaml.safe_load(fh)
+    for key, names in (("datasets", registry.DATASETS), ("simulators", registry.SIMULATORS),
+                       ("methods", registry.METHODS)):
+        schema["properties"][key]["propertyNames"]["enum"] = list(names)
+    return schema
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:

@@ -30,6 +30,7 @@ class MethodSpec:
     paper: str                         # what it implements
     defaults: dict[str, Any] = field(default_factory=dict)  # fixed params (variants of one class)
     gpu: bool = False                  # trains on a GPU when one is given (the workflow asks for gpu=1)
+    online_target: str | None = None   # class for the simulators when it is not `target`
 
     @property
     def available(self) -> bool:
@@ -41,13 +42,18 @@ class MethodSpec:
             raise LookupError(f"method {self.name!r} is not implemented yet")
         return self.target.split(":")[0]
 
-    def load(self) -> type:
-        return load_target(self.target) if self.target else self.module
+    def load(self, setting: str = OFFLINE) -> type:
+        if self.target is None:
+            raise LookupError(f"method {self.name!r} is not implemented yet")
+        if setting not in self.settings:
+            raise LookupError(f"method {self.name!r} does not run in the {setting} setting (only {self.settings})")
+        return load_target(self.online_target if setting == ONLINE and self.online_target else self.target)
 
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     # Sanity methods.
-    MethodSpec("random", "baselines.random:Random", (OFFLINE, ONLINE), "uniformly random ranking / actions"),
+    MethodSpec("random", "baselines.random:Random", (OFFLINE, ONLINE), "uniformly random ranking / actions",
+               online_target="baselines.random:RandomAgent"),
     MethodSpec("popularity", "baselines.popularity:Popularity", (OFFLINE,), "most popular training items"),
     MethodSpec("markov", "baselines.markov:Markov", (OFFLINE,), "first-order item-to-item transition counts"),
     # IMRL and its ablations (issue: IMRL itself).

@@ -46,7 +46,8 @@ def offline_runs():
 def method_sources(wildcards):
     """Code the run depends on: a change to any of it reruns the run."""
     spec = registry.method(wildcards.method)
-    return sorted(set(registry.source_files("imrl.runs.run")) | set(registry.source_files(spec.module)))
+    files = set(registry.source_files("imrl.runs.run")) | set(registry.source_files(spec.module))
+    return sorted(str(registry.PROJECT_ROOT / path) for path in files)
 
 
 def offline_job(wildcards):

@@ -74,18 +74,36 @@ def chronological_order(table: pd.DataFrame) -> pd.DataFrame:
     when no earlier row of the user has one it goes first. A user with no timestamps
     at all keeps file order.
     """
+    return take(table, chronological_rows(table))
+
+
+def chronological_rows(table: pd.DataFrame) -> np.ndarray:
+    """The row positions of ``chronological_order``."""
     users, stamps = table["user"].to_numpy(), table["timestamp"].to_numpy()
+    if not len(users):
+        return np.arange(0)
+    if (stamps == NO_TIMESTAMP).any():
+        stamps = fill_missing_timestamps(users, stamps)
+    # One stable sort on a (user, timestamp) key when it fits in int64 (file position
+    # breaks ties through stability); a three-key lexsort otherwise.
+    low, span = int(stamps.min()), int(stamps.max()) - int(stamps.min()) + 1
+    if (int(users.max()) + 1) * span < 2**63:
+        return np.argsort(users.astype(np.int64) * span + (stamps - low), kind="stable")
+    return np.lexsort((np.arange(len(users)), stamps, users))
+
+
+def fill_missing_timestamps(users: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+    """Each missing timestamp replaced by the one of the same user's previous row in
+    file order that has one (left missing when there is none)."""
     by_user = np.argsort(users, kind="stable")  # file order within each user
     grouped_users, grouped_stamps = users[by_user], stamps[by_user]
-    positions = np.arange(len(table))
-    user_start = np.flatnonzero(np.r_[True, grouped_users[1:] != grouped_users[:-1]]) if len(table) else positions
-    start_of_row = np.repeat(user_start, np.diff(np.r_[user_start, len(table)]))
-    # Forward fill of missing timestamps within each user (never across users).
+    positions = np.arange(len(users))
+    user_start = np.flatnonzero(np.r_[True, grouped_users[1:] != grouped_users[:-1]])
+    start_of_row = np.repeat(user_start, np.diff(np.r_[user_start, len(users)]))
     last_known = np.maximum.accumulate(np.where(grouped_stamps != NO_TIMESTAMP, positions, -1))
-    has_known = last_known >= start_of_row
-    filled = np.where(has_known, grouped_stamps[np.maximum(last_known, 0)], NO_TIMESTAMP)
-    order = np.lexsort((by_user, filled, grouped_users))
-    return take(table, by_user[order])
+    filled = np.empty_like(stamps)
+    filled[by_user] = np.where(last_known >= start_of_row, grouped_stamps[np.maximum(last_known, 0)], NO_TIMESTAMP)
+    return filled
 
 
 class SplitParts(NamedTuple):
@@ -113,8 +131,8 @@ def chronological_split(table: pd.DataFrame, valid_frac: float = 0.1, test_frac:
     train. Users with fewer than min_interactions rows are dropped. Each part comes
     sorted by user, then chronologically. Ids are left as they are."""
     check_fractions(valid_frac, test_frac, min_interactions)
-    ordered = chronological_order(table)
-    users = ordered["user"].to_numpy()
+    ordered_rows = chronological_rows(table)
+    users = table["user"].to_numpy()[ordered_rows]
     counts = np.bincount(users) if len(users) else np.zeros(0, dtype=np.int64)
     n_valid, n_test = part_sizes(counts, valid_frac, test_frac)
     first_row = np.cumsum(counts) - counts
@@ -123,7 +141,7 @@ def chronological_split(table: pd.DataFrame, valid_frac: float = 0.1, test_frac:
     kept = counts[users] >= min_interactions
     is_test = from_end <= n_test[users]
     is_valid = ~is_test & (from_end <= n_test[users] + n_valid[users])
-    parts = [take(ordered, np.flatnonzero(kept & mask)) for mask in (~is_test & ~is_valid, is_valid, is_test)]
+    parts = [take(table, ordered_rows[kept & mask]) for mask in (~is_test & ~is_valid, is_valid, is_test)]
     users_dropped = int(((counts > 0) & (counts < min_interactions)).sum())
     return SplitParts(*parts, users_dropped=users_dropped)
 

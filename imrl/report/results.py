@@ -9,23 +9,18 @@ Any bad file stops aggregation with a ``RunFileError`` naming the file and the k
 
 from __future__ import annotations
 
-import functools
 import json
-import math
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import jsonschema
 import pandas as pd
 
-#: Metric names that are rates and must lie in [0, 1].
-RATE_METRIC = re.compile(r"^(recall|precision|ndcg)@\d+$|^ctr$")
+from imrl.schemas import RunRecordError as RunFileError
+from imrl.schemas import flatten_metrics, validate_run
+
 #: Layout of the runs tree below its root.
 RUN_FILE = re.compile(r"^seed(0|[1-9]\d*)\.json$")
-#: Longest part of a schema message kept (messages quote the offending value).
-MAX_MESSAGE = 300
 
 #: Columns every frame from ``load_runs`` has, before the flattened metric and
 #: ``n_users/<phase>`` columns.
@@ -38,57 +33,6 @@ PROVENANCE_COLUMNS = [
     "git_commit", "git_dirty", "config_hash", "packages", "python", "platform",
     "hardware", "device", "wall_time_s", "started_at", "finished_at", "resumed",
 ]
-
-
-class RunFileError(ValueError):
-    """A run record that is unreadable or breaks the results contract."""
-
-
-@functools.cache
-def run_validator() -> jsonschema.Draft202012Validator:
-    text = resources.files("imrl").joinpath("schemas/run.schema.json").read_text(encoding="utf-8")
-    schema = json.loads(text)
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
-
-
-def _shorten(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
-
-
-def _key(path: Any) -> str:
-    return ".".join(str(part) for part in path)
-
-
-def validate_run(record: Any, where: str | Path) -> None:
-    """Raise ``RunFileError("<where>: <key>: <problem>")`` unless `record` is a valid run."""
-    errors = list(run_validator().iter_errors(record))
-    if errors:
-        error = jsonschema.exceptions.best_match(errors)
-        key = _key(error.absolute_path)
-        more = f" (and {len(errors) - 1} more schema error(s))" if len(errors) > 1 else ""
-        raise RunFileError(f"{where}: {key + ': ' if key else ''}{_shorten(error.message)}{more}")
-
-    if record["status"] == "failed" and not record.get("error"):
-        raise RunFileError(f"{where}: error: a failed run must record its error {{type, message}}")
-    if record["status"] == "ok" and record.get("error"):
-        raise RunFileError(f"{where}: error: an ok run must have error null, got {record['error']!r}")
-    for key, value in _flatten_metrics(record["metrics"]).items():
-        if not math.isfinite(value):
-            raise RunFileError(f"{where}: metrics.{key.replace('/', '.')}: {value!r} is not finite")
-        if RATE_METRIC.match(key.rsplit("/", 1)[-1]) and not 0.0 <= value <= 1.0:
-            raise RunFileError(f"{where}: metrics.{key.replace('/', '.')}: {value!r} is not in [0, 1]")
-
-
-def _flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """{"test": {"recall@20": x}, "ctr": y} -> {"test/recall@20": x, "ctr": y}."""
-    flat: dict[str, float] = {}
-    for name, value in metrics.items():
-        if isinstance(value, Mapping):
-            flat.update({f"{name}/{inner}": v for inner, v in value.items()})
-        else:
-            flat[name] = value
-    return flat
 
 
 def _reject_constant(name: str) -> None:
@@ -157,7 +101,7 @@ def run_row(record: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
         "config": record["config"],
     }
     row.update({name: provenance.get(name) for name in PROVENANCE_COLUMNS})
-    row.update(_flatten_metrics(record["metrics"]))
+    row.update(flatten_metrics(record["metrics"]))
     row.update({f"n_users/{phase}": n for phase, n in record.get("n_users", {}).items()})
     return row
 

@@ -24,7 +24,7 @@ and the renderers rather than recomputing anything.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -57,12 +57,13 @@ class Table2:
     k: int
     notes: list[str]             # failure notes; a cell's "note" is its 1-based index here
     usual_seeds: int | None      # seeds per cell in most cells; others are marked
+    not_available: list[str] = field(default_factory=list)  # named by the config, not implemented yet
 
 
 # ---------------------------------------------------------------------------- numbers
 
 def build_table2(runs: pd.DataFrame, k: int = 20, datasets: Sequence[str] | None = None,
-                 methods: Sequence[str] | None = None) -> Table2:
+                 methods: Sequence[str] | None = None, not_available: Sequence[str] = ()) -> Table2:
     """Aggregate the offline runs of ``load_runs`` into Table II's cells. `methods` and
     `datasets` fix the order (config or registry order) and which are shown; by default
     every method and dataset with an offline run, sorted."""
@@ -95,7 +96,7 @@ def build_table2(runs: pd.DataFrame, k: int = 20, datasets: Sequence[str] | None
     cells["rank"] = _ranks(cells)
     totals = [n for n in cells["n_ok"] + cells["n_failed"] if n > 0]
     usual = Counter(totals).most_common(1)[0][0] if totals else None
-    return Table2(cells, methods, datasets, k, notes, usual)
+    return Table2(cells, methods, datasets, k, notes, usual, list(not_available))
 
 
 def _metric_values(ok_runs: pd.DataFrame, name: str) -> np.ndarray:
@@ -194,7 +195,7 @@ def format_cell(cell: pd.Series, markup: Markup, usual_seeds: int | None) -> str
         if n_failed:
             text += f" [{n_ok}/{n_ok + n_failed} seeds]"
         elif n_ok != usual_seeds:
-            text += f" [{n_ok} seeds]"
+            text += f" [{n_ok} seed{'s' if n_ok > 1 else ''}]"
     if pd.notna(cell["note"]):
         text += f" [{cell['note']}]"
     return text
@@ -215,6 +216,9 @@ def legend(table: Table2) -> list[str]:
         lines.append("± n/a: a single ok seed, so no standard deviation.")
     if ((cells["n_ok"] == 0) & (cells["n_failed"] == 0)).any():
         lines.append("–: no run.")
+    if table.not_available:
+        lines.append("Named by the configuration but not available yet (no implementation has landed), "
+                     "so not run: " + ", ".join(table.not_available) + ".")
     if table.notes:
         lines.append("[i]: the runs that failed there, listed below; they are in no mean. "
                      "failed: every seed failed.")
@@ -287,10 +291,10 @@ def render_csv(table: Table2) -> str:
 
 def write_table2(runs_df: pd.DataFrame, out_dir: str | Path, metric_k: int = 20,
                  datasets: Sequence[str] | None = None, methods: Sequence[str] | None = None,
-                 datasets_per_block: int = DATASETS_PER_BLOCK) -> dict[str, Path]:
+                 datasets_per_block: int = DATASETS_PER_BLOCK, not_available: Sequence[str] = ()) -> dict[str, Path]:
     """Write table2.md, table2.csv and table2.tex into `out_dir`, each atomically;
     return their paths by extension."""
-    table = build_table2(runs_df, metric_k, datasets, methods)
+    table = build_table2(runs_df, metric_k, datasets, methods, not_available)
     out_dir = Path(out_dir)
     texts = {
         "md": render_markdown(table, datasets_per_block),
@@ -304,8 +308,8 @@ def write_table2(runs_df: pd.DataFrame, out_dir: str | Path, metric_k: int = 20,
     return paths
 
 
-def table2_from_results(results_root: str | Path, out_dir: str | Path,
+def table2_from_results(runs_root: str | Path, out_dir: str | Path,
                         datasets: Sequence[str] | None = None, methods: Sequence[str] | None = None,
                         k: int = 20) -> dict[str, Path]:
-    """Table II from a results directory (its runs live in ``<results_root>/runs``)."""
-    return write_table2(load_runs(Path(results_root) / "runs"), out_dir, k, datasets, methods)
+    """Table II from a runs tree (``results/runs``: <dataset>/<method>/seed<k>.json)."""
+    return write_table2(load_runs(runs_root), out_dir, k, datasets, methods)

@@ -69,7 +69,7 @@ def run_offline(dataset: str, method: str, seed: int, split_dir: Path, job: dict
                 result = evaluate(lambda users, phase=phase: model.score(users, phase), split, phase,
                                   ks=evaluation["ks"], batch_size=evaluation.get("batch_size", 1024),
                                   device=ctx.device)
-                record["metrics"][phase] = result.metrics
+                record["metrics"][phase] = result.as_dict()
                 record["n_users"][phase] = result.n_users
             record["substitutes"] = list(model.substitutes)
     except Exception as error:  # the record must say what failed, whatever it was
