@@ -102,6 +102,9 @@ class DEERSNetwork(nn.Module):
 class DEERSLearner(Learner):
     def __init__(self, n_items: int, slate_size: int, feature_dim: int, dim: int, params: dict[str, Any],
                  device: torch.device, item_vectors: Tensor | None = None, categories: Tensor | None = None):
+        if not 0.0 <= params["pairwise_alpha"] < 0.25:
+            raise ValueError(f"DEERS: pairwise_alpha = {params['pairwise_alpha']!r}, expected a number in [0, 0.25) "
+                             "(at 0.25 and above the pairwise loss is unbounded below)")
         self.n_items, self.slate_size, self.params = n_items, slate_size, params
         self.q = DEERSNetwork(n_items, dim, params["hidden"], feature_dim, item_vectors).to(device)
         self.target = copy.deepcopy(self.q).requires_grad_(False)
@@ -152,9 +155,12 @@ class DEERSLearner(Learner):
             next_value = self.target(next_state).gather(1, choice[:, None])
             y = batch["rewards"] + p["gamma"] * (1.0 - batch["terminated"])[:, None] * next_value
         td = (y - q_taken).pow(2).mean()
+        # Pairwise term, an expectation over transitions like the TD term (0 where a slot has
+        # no competitor). Each pair appears from both sides, so for alpha < 1/4 the loss stays
+        # bounded below in (Q(s, a), Q(s, a^C)).
         has_competitor = batch["competitor"] >= 0
         q_competitor = q_all.gather(1, batch["competitor"].clamp(min=0))
-        gap = ((q_taken - q_competitor).pow(2) * has_competitor).sum() / has_competitor.sum().clamp(min=1)
+        gap = ((q_taken - q_competitor).pow(2) * has_competitor).mean()
         loss = td - p["pairwise_alpha"] * gap                                        # pairwise loss
         self.optimizer.zero_grad()
         loss.backward()
@@ -162,7 +168,7 @@ class DEERSLearner(Learner):
         self.n_updates += 1
         if self.n_updates % p["target_update"] == 0:
             self.target.load_state_dict(self.q.state_dict())
-        return {"loss": float(loss), "td": float(td), "pairwise_gap": float(gap)}
+        return {"loss": loss.item(), "td": td.item(), "pairwise_gap": gap.item()}
 
     @torch.no_grad()
     def scores(self, context: Context) -> Tensor:

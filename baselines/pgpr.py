@@ -201,7 +201,8 @@ class KGWalk:
         purchase = self.relations[self.relation_index["purchase"]]
         score = ((self.entities[paths[:, 0]] + purchase) * self.entities[final]).sum(1)
         scale = self.user_item_scale[paths[:, 0] - self.user_offset]
-        return torch.where(is_item & follows, (score / scale).clamp(min=0.0), torch.zeros_like(score))
+        soft = score.clamp(min=0.0) / scale.clamp(min=1e-8)   # max(0, score / scale); 0 when no item scores > 0
+        return torch.where(is_item & follows, soft, torch.zeros_like(score))
 
 
 class PathActorCritic(nn.Module):
@@ -375,7 +376,7 @@ def slate_log_probs(log_probs: Tensor, slate: Tensor) -> Tensor:
         remaining = log_probs.masked_fill(taken, -torch.inf)
         remaining = remaining - torch.logsumexp(remaining, dim=1, keepdim=True)
         out.append(remaining.gather(1, slate[:, j:j + 1]).squeeze(1))
-        taken.scatter_(1, slate[:, j:j + 1], True)
+        taken = taken.scatter(1, slate[:, j:j + 1], True)   # not in place: autograd saw `taken`
     return torch.stack(out, 1)
 
 
