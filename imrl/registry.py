@@ -70,8 +70,8 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
 #: Offline datasets: name -> converter ("module:function" building Interactions), None = not yet.
 DATASETS: dict[str, str | None] = {
     "synthetic": "imrl.data.synthetic:generate",
-    "ml-20m": None,
-    "netflix": None,
+    "ml-20m": "imrl.data.readers.movielens:convert",
+    "netflix": "imrl.data.readers.netflix:convert",
     "amazon-cd": None,
     "librarything": None,
     "book-crossing": None,
