@@ -11,6 +11,7 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/datasets.smk"
 include: "rules/train.smk"
 include: "rules/report.smk"
 
@@ -18,3 +19,5 @@ include: "rules/report.smk"
 rule all:
     input:
         report_outputs(),
+        environment_outputs(),
+        table1_outputs(),

@@ -30,11 +30,12 @@ from tqdm import tqdm
 
 from imrl.data import sources
 from imrl.data.sources import Checksums, RemoteFile
-from imrl.io import atomic_path, atomic_write_text
+from imrl.io import atomic_path, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 PARTIAL_SUFFIX = ".partial"
+VERIFIED_SUFFIX = ".verified.json"
 REJECTED_SUFFIX = ".rejected"
 PIN_SUFFIX = ".sha256"
 CHUNK_BYTES = 1 << 20
@@ -121,7 +122,7 @@ def _accept(path: Path, target: Path, record: dict[str, Any]) -> dict[str, Any]:
         os.replace(path, target)
     if record["pinned_on_first_use"]:
         atomic_write_text(pin_path(target), f"{record['sha256']}  {target.name}\n")
-        log.warning("%s: no published checksum; pinned sha256 %s in %s (set raw.files.%s.sha256 in the config "
+        log.warning("%s: no published checksum; pinned sha256 %s in %s (set params.files.%s.sha256 of the dataset in the config "
                     "to pin it for everyone)", target.name, record["sha256"], pin_path(target), target.name)
     return record
 
@@ -241,6 +242,8 @@ def fetch(dataset: str, file_name: str, raw_dir: str | Path, options: Mapping[st
     raw_dir.mkdir(parents=True, exist_ok=True)
     target = raw_dir / spec.name
 
+    if spec.checksums.has_hash and expected != spec.checksums:
+        log.warning("%s: the config's checksum pins replace the registry's (%s)", spec.name, spec.checksum_source)
     if target.exists():
         log.info("%s: already present; verifying", target)
         return check_existing(target, expected)
@@ -284,3 +287,17 @@ def _copy_local(source_path: Path, target: Path, expected: Checksums) -> dict[st
         record = verify(tmp, expected, target)
     record["path"] = str(source_path)
     return _accept(target, target, record)
+
+
+def verify_file(dataset: str, file_name: str, raw_dir: str | Path,
+                options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Verify ``raw_dir/file_name`` where it lies (downloaded or placed by hand) and
+    write the record to ``<file>.verified.json``, which later stages depend on."""
+    spec = sources.remote_file(dataset, file_name)
+    target = Path(raw_dir) / spec.name
+    if not target.exists():
+        raise FileNotFoundError(f"{target}: not found. {spec.manual}")
+    record = check_existing(target, sources.expected_checksums(spec, options))
+    record.update(dataset=dataset, checksum_source=spec.checksum_source, note=spec.note)
+    atomic_write_json(target.with_name(target.name + VERIFIED_SUFFIX), record)
+    return record

@@ -22,9 +22,10 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator, Mapping
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
-from imrl.data.download import VerificationError, verify
+from imrl.data import sources
+from imrl.data.download import VERIFIED_SUFFIX, VerificationError, verify
 from imrl.data.sources import Checksums
 
 DEFAULT_MAX_BYTES = 16 << 30
@@ -186,3 +187,19 @@ def safe_extract(archive: str | Path, dest: str | Path, *, members: Iterable[str
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def extract_file(dataset: str, file_name: str, raw_dir: str | Path,
+                 options: Mapping[str, Any] | None = None) -> list[str]:
+    """Extract a verified archive of the registry into ``<archive>.extracted/`` (its
+    members of interest only), checking the registry's (or the config's) checksums of
+    inner files. ``params.max_extract_bytes`` caps the expanded size."""
+    spec = sources.remote_file(dataset, file_name)
+    archive = Path(raw_dir) / spec.name
+    if not spec.archive:
+        raise ValueError(f"{dataset}/{spec.name} is not an archive")
+    if not archive.with_name(archive.name + VERIFIED_SUFFIX).exists():
+        raise FileNotFoundError(f"{archive}: not verified yet (no {archive.name}{VERIFIED_SUFFIX}); verify it first")
+    max_bytes = int((options or {}).get("max_extract_bytes") or DEFAULT_MAX_BYTES)
+    return safe_extract(archive, sources.extracted_dir(raw_dir, spec.name), members=spec.extract_members,
+                        max_bytes=max_bytes, inner=sources.expected_inner(spec, options))

@@ -6,7 +6,7 @@ publisher (or a named third party) gives, the licence, the citation, and how to 
 the file by hand where no public URL works. Where nobody publishes a checksum the entry
 says so (``checksum_source``); the downloader then checks the size it can check, pins
 the sha256 of the first verified copy beside the file, and the user may pin a hash in
-the config (``datasets.<name>.raw.files.<file>.sha256``).
+the config (``datasets.<name>.params.files.<file>.sha256``).
 
 A dataset can come in more than one layout (``variants``): Netflix from archive.org or
 Kaggle, Amazon as ratings-only CSV or 5-core JSON, and so on. ``roles`` tell a reader
@@ -40,19 +40,16 @@ class Checksums:
     def has_hash(self) -> bool:
         return any((self.sha256, self.md5, self.git_blob_sha1))
 
-    def merged(self, pinned: Mapping[str, Any]) -> "Checksums":
-        """These checksums with the user's pins (config) taking precedence."""
-        unknown = set(pinned) - {"size", "sha256", "md5", "git_blob_sha1"}
+    @classmethod
+    def from_config(cls, pins: Mapping[str, Any], where: str) -> "Checksums":
+        unknown = set(pins) - set(CHECKSUM_KEYS)
         if unknown:
-            raise KeyError(f"unknown checksum keys {sorted(unknown)}; expected size, sha256, md5, git_blob_sha1")
-        values = {k: getattr(self, k) for k in ("size", "sha256", "md5", "git_blob_sha1")}
-        values.update({k: v for k, v in pinned.items() if v is not None})
-        if values["size"] is not None:
-            values["size"] = int(values["size"])
-        for k in ("sha256", "md5", "git_blob_sha1"):
-            if values[k] is not None:
-                values[k] = str(values[k]).lower()
-        return Checksums(**values)
+            raise KeyError(f"{where}: unknown checksum keys {sorted(unknown)}; expected {', '.join(CHECKSUM_KEYS)}")
+        return cls(size=None if pins.get("size") is None else int(pins["size"]),
+                   **{k: None if pins.get(k) is None else str(pins[k]).lower() for k in CHECKSUM_KEYS[1:]})
+
+
+CHECKSUM_KEYS = ("size", "sha256", "md5", "git_blob_sha1")
 
 
 @dataclass(frozen=True)
@@ -408,19 +405,22 @@ def source(name: str) -> Source:
         raise KeyError(f"no raw source named {name!r}; valid: {', '.join(SOURCES)}") from None
 
 
-def raw_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``raw:`` block of a dataset's config entry (variant, per-file overrides, ...)."""
-    return dict((options or {}).get("raw") or {})
+#: Keys of a dataset's ``params`` that concern the raw files (the rest are reader options).
+SOURCE_KEYS = ("variant", "with", "files", "max_extract_bytes")
 
 
 def wanted_roles(options: Mapping[str, Any] | None) -> set[str]:
-    """Optional roles the config switches on (``raw.with: [metadata, genres]``)."""
-    return set(raw_options(options).get("with") or ())
+    """Optional roles the config switches on (``params.with: [metadata, genres]``)."""
+    return set((options or {}).get("with") or ())
+
+
+def chosen_variant(name: str, options: Mapping[str, Any] | None) -> Variant:
+    return source(name).variant((options or {}).get("variant"))
 
 
 def files_needed(name: str, options: Mapping[str, Any] | None = None) -> list[RemoteFile]:
     """The files of the configured variant that the configured roles need, in registry order."""
-    variant = source(name).variant(raw_options(options).get("variant"))
+    variant = chosen_variant(name, options)
     wanted = wanted_roles(options)
     used = {role.file for role_name, roles in variant.roles.items() for role in roles
             if not role.optional or role_name in wanted}
@@ -438,18 +438,30 @@ def remote_file(name: str, file_name: str) -> RemoteFile:
 
 def file_override(options: Mapping[str, Any] | None, file_name: str) -> dict[str, Any]:
     """The user's override for one file: ``url`` (a mirror tried first), ``path`` (a local
-    copy), ``size``/``sha256``/``md5``/``git_blob_sha1`` (pins)."""
-    override = dict((raw_options(options).get("files") or {}).get(file_name) or {})
-    unknown = set(override) - {"url", "path", "size", "sha256", "md5", "git_blob_sha1"}
+    copy), checksum pins (``size``, ``sha256``, ``md5``, ``git_blob_sha1``) and ``inner``
+    (member -> checksum pins) for an archive's members."""
+    override = dict(((options or {}).get("files") or {}).get(file_name) or {})
+    unknown = set(override) - {"url", "path", "inner", *CHECKSUM_KEYS}
     if unknown:
-        raise KeyError(f"raw.files.{file_name}: unknown keys {sorted(unknown)}; "
-                       "expected url, path, size, sha256, md5, git_blob_sha1")
+        raise KeyError(f"params.files.{file_name}: unknown keys {sorted(unknown)}; "
+                       f"expected url, path, inner, {', '.join(CHECKSUM_KEYS)}")
     return override
 
 
 def expected_checksums(spec: RemoteFile, options: Mapping[str, Any] | None = None) -> Checksums:
-    override = file_override(options, spec.name)
-    return spec.checksums.merged({k: override[k] for k in ("size", "sha256", "md5", "git_blob_sha1") if k in override})
+    """The registry's checksums, or, when the config pins any, exactly the config's pins:
+    a user who pins a file (say a re-packed copy) takes responsibility for all of them."""
+    pins = {k: v for k, v in file_override(options, spec.name).items() if k in CHECKSUM_KEYS}
+    return Checksums.from_config(pins, f"params.files.{spec.name}") if pins else spec.checksums
+
+
+def expected_inner(spec: RemoteFile, options: Mapping[str, Any] | None = None) -> dict[str, Checksums]:
+    """Checksums of archive members, replaced as a whole by the config's ``inner`` pins."""
+    pins = file_override(options, spec.name).get("inner")
+    if pins is None:
+        return dict(spec.inner)
+    return {member: Checksums.from_config(values or {}, f"params.files.{spec.name}.inner.{member}")
+            for member, values in pins.items()}
 
 
 def extracted_dir(raw_dir: Path, file_name: str) -> Path:
@@ -461,7 +473,7 @@ def role_paths(name: str, raw_dir: str | Path, options: Mapping[str, Any] | None
     role that is missing raises FileNotFoundError naming every candidate; an optional
     role that is not switched on (or not present) is left out."""
     raw_dir = Path(raw_dir)
-    variant = source(name).variant(raw_options(options).get("variant"))
+    variant = chosen_variant(name, options)
     wanted = wanted_roles(options)
     resolved: dict[str, list[Path]] = {}
     for role_name, roles in variant.roles.items():

@@ -13,7 +13,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from imrl.data.interactions import COLUMNS, FormatError, Interactions
+from imrl.data.sources import SOURCE_KEYS
 
 BLOCK_BYTES = 16 << 20          # text handed to pyarrow at a time
 MAX_EXAMPLES = 5                # skipped lines quoted in the stats
@@ -53,7 +54,9 @@ class IdIndex:
             return self._encode_dense(raw.astype(np.int64, copy=False))
         return self._encode_lookup(raw.tolist())
 
-    def encode_strings(self, values: pa.Array | Iterable[str]) -> np.ndarray:
+    def encode_strings(self, values: pa.Array | pa.ChunkedArray | Iterable[str]) -> np.ndarray:
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
         array = values if isinstance(values, pa.Array) else pa.array(list(values), type=pa.string())
         encoded = array.dictionary_encode()
         codes = self._encode_lookup(encoded.dictionary.to_pylist())
@@ -147,7 +150,8 @@ class ReadStats:
 
     files: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-    skipped: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)            # reason -> lines
+    skipped_per_file: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
     vocabularies: dict[str, list[str]] = field(default_factory=dict)   # e.g. category id -> name
 
@@ -156,20 +160,21 @@ class ReadStats:
 
     def skip(self, path: Path | str, line: int, reason: str, text: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        self.skipped_per_file[str(path)] = self.skipped_per_file.get(str(path), 0) + 1
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(f"{path}:{line}: {reason}: {text[:120]!r}")
 
-    def check_skips(self, rows: int, max_fraction: float, where: str) -> None:
+    def check_skips(self, path: Path | str, kept: int, max_fraction: float) -> None:
         """A known-dirty format may lose a few lines, never a large share: past
-        `max_fraction` the file is probably not in the format we think."""
-        total = sum(self.skipped.values())
-        if total and total > max_fraction * max(1, rows + total):
-            raise FormatError(f"{where}: skipped {total:,} malformed lines of {rows + total:,} "
+        `max_fraction` of `path`'s lines the file is probably not in the format we think."""
+        skipped = self.skipped_per_file.get(str(path), 0)
+        if skipped and skipped > max_fraction * (kept + skipped):
+            raise FormatError(f"{path}: skipped {skipped:,} malformed lines of {kept + skipped:,} "
                               f"(more than {max_fraction:.1%}): {self.skipped}; first: {self.examples}")
 
     def as_dict(self) -> dict[str, Any]:
         return {"files": self.files, "counts": self.counts, "skipped": self.skipped,
-                "skipped_examples": self.examples, "vocabularies": self.vocabularies}
+                "skipped_per_file": self.skipped_per_file, "skipped_examples": self.examples, "vocabularies": self.vocabularies}
 
 
 @dataclass
@@ -238,9 +243,13 @@ def text_blocks(path: Path, skip_lines: int = 0, block_bytes: int = BLOCK_BYTES)
 
 
 def count_lines(path: Path) -> int:
-    """Line breaks in a plain file (a row-count upper bound for sizing the columns)."""
+    """Lines of a plain file (a last line without a break counts): sizes the columns."""
+    lines, last = 0, b"\n"
     with open(path, "rb") as fh:
-        return sum(block.count(b"\n") for block in iter(lambda: fh.read(BLOCK_BYTES), b"")) + 1
+        while block := fh.read(BLOCK_BYTES):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
 
 
 def block_lines(block: bytes | bytearray, first_line: int, encoding: str) -> Iterator[tuple[int, str]]:
@@ -290,3 +299,13 @@ def categories_from_names(names: list[str | None]) -> tuple[np.ndarray, list[str
     vocabulary = sorted({n for n in names if n})
     code = {n: i for i, n in enumerate(vocabulary)}
     return np.asarray([code.get(n, -1) if n else -1 for n in names], dtype=np.int32), vocabulary
+
+
+def resolve_options(options: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A reader's options: its defaults overridden by the dataset's ``params`` (whose
+    source keys, see ``imrl.data.sources.SOURCE_KEYS``, belong to the downloader)."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(SOURCE_KEYS) - set(defaults))
+    if unknown:
+        raise KeyError(f"{where}: unknown params {unknown}; valid: {', '.join([*SOURCE_KEYS, *defaults])}")
+    return {**defaults, **{key: value for key, value in options.items() if key in defaults}}
