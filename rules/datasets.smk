@@ -7,6 +7,8 @@ from imrl.data import sources as raw_sources
 
 RAW_DATASETS = [d for d in DATASETS if d in raw_sources.SOURCES]
 READABLE = [d for d, target in registry.DATASETS.items() if target and d in raw_sources.SOURCES]
+for _dataset in RAW_DATASETS:
+    raw_sources.check_params(_dataset, config["datasets"][_dataset].get("params", {}))
 RAW_FILE_NAMES = sorted({f.name for s in raw_sources.SOURCES.values() for v in s.variants.values() for f in v.files})
 
 

@@ -492,3 +492,22 @@ def role_paths(name: str, raw_dir: str | Path, options: Mapping[str, Any] | None
         if paths:
             resolved[role_name] = paths
     return resolved
+
+
+def check_params(name: str, options: Mapping[str, Any] | None) -> None:
+    """Fail early (when the workflow starts) on source params that name no variant, no
+    optional input or no file of the dataset. Reader options are checked by the reader."""
+    options = options or {}
+    where = f"datasets.{name}.params"
+    variant = chosen_variant(name, options)
+    optional = {role for role, roles in variant.roles.items() if all(r.optional for r in roles)}
+    unknown_roles = sorted(wanted_roles(options) - optional)
+    if unknown_roles:
+        raise KeyError(f"{where}.with: {unknown_roles} are not optional inputs of the "
+                       f"{options.get('variant') or source(name).default_variant!r} variant; valid: {sorted(optional)}")
+    names = {f.name for f in variant.files}
+    for file_name in (options.get("files") or {}):
+        if file_name not in names:
+            raise KeyError(f"{where}.files.{file_name}: not a file of this variant; valid: {', '.join(sorted(names))}")
+        expected_checksums(remote_file(name, file_name), options)
+        expected_inner(remote_file(name, file_name), options)
