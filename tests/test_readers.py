@@ -223,11 +223,11 @@ def test_goodreads_malformed_lines(tmp_path):
 
 
 def test_id_index_numbers_by_first_appearance_across_kinds():
-    index = IdIndex("x")
+    index = IdIndex()
     assert index.encode_ints(np.array([7, 3, 7, 9])).tolist() == [0, 1, 0, 2]
     assert index.encode_ints(np.array([3, 1 << 40])).tolist() == [1, 3]     # falls back to a dict
     assert index.raw_ids().tolist() == ["7", "3", "9", str(1 << 40)]
-    strings = IdIndex("s")
+    strings = IdIndex()
     assert strings.encode_strings(["b", "a", "b"]).tolist() == [0, 1, 0]
     assert strings.encode_strings(["c", "a"]).tolist() == [2, 1]
 

@@ -26,14 +26,13 @@ import numpy as np
 import pyarrow as pa
 
 from imrl.data.interactions import FormatError
-from imrl.data.readers.base import (DEFAULT_MAX_SKIPPED_FRACTION, Columns, IdIndex, ReadResult, ReadStats, build,
-                                    categories_from_names, count_lines, csv_batches, ensure_valid, is_number,
+from imrl.data.readers.base import (DEFAULT_MAX_SKIPPED_FRACTION, Columns, IdIndex, ReadResult, ReadStats, RowBuffer,
+                                    build, categories_from_names, category_side, count_lines, csv_batches, ensure_valid, is_number,
                                     numbered_lines, resolve_options)
 
 DEFAULTS = {"category_depth": 1, "max_skipped_fraction": DEFAULT_MAX_SKIPPED_FRACTION}
 REVIEW_KEYS = ("reviewerID", "asin", "overall", "unixReviewTime")
 ASIN = re.compile(r"""['"]asin['"]\s*:\s*['"]([^'"]+)['"]""")
-ROWS_PER_CHUNK = 500_000
 
 
 def check_rating_line(line: str) -> str | None:
@@ -71,25 +70,14 @@ def _review(line: str, path: Path, number: int) -> tuple[str, str, float, int]:
     return user, item, float(rating), time
 
 
-def read_reviews_json(path: Path, columns: Columns, users: IdIndex, items: IdIndex, stats: ReadStats) -> None:
-    chunk: list[tuple[str, str, float, int]] = []
-
-    def flush() -> None:
-        if chunk:
-            user, item, rating, time = zip(*chunk)
-            columns.append(users.encode_strings(user), items.encode_strings(item),
-                           np.asarray(rating, np.float32), np.asarray(time, np.int64))
-            stats.add("review_lines", len(chunk))
-            chunk.clear()
-
+def read_reviews_json(path: Path, rows: RowBuffer, stats: ReadStats) -> None:
     for number, line in numbered_lines(path, "utf-8"):
         if not line.strip():
             stats.add("blank_lines")
             continue
-        chunk.append(_review(line, path, number))
-        if len(chunk) >= ROWS_PER_CHUNK:
-            flush()
-    flush()
+        rows.add(*_review(line, path, number))
+        stats.add("review_lines")
+    rows.flush()
 
 
 def _category_path(record: dict[str, Any]) -> list[str]:
@@ -136,7 +124,7 @@ def read_categories(path: Path, items: IdIndex, depth: int, max_skipped: float, 
 def convert(paths: Mapping[str, list[Path]], options: Mapping[str, Any] | None = None) -> ReadResult:
     opts = resolve_options(options, DEFAULTS, "amazon-cd")
     stats = ReadStats(files=[str(p) for ps in paths.values() for p in ps])
-    users, items = IdIndex("reviewerID"), IdIndex("asin")
+    users, items = IdIndex(), IdIndex()
     if "ratings" in paths:
         columns = Columns(sum(count_lines(p) for p in paths["ratings"]))
         for path in paths["ratings"]:
@@ -145,15 +133,13 @@ def convert(paths: Mapping[str, list[Path]], options: Mapping[str, Any] | None =
     elif "reviews" in paths:
         columns = Columns()
         for path in paths["reviews"]:
-            read_reviews_json(path, columns, users, items, stats)
+            read_reviews_json(path, RowBuffer(columns, users, items), stats)
         source = "Amazon CDs and Vinyl 5-core reviews"
     else:
         raise FormatError("amazon-cd: needs the 'ratings' CSV or the 'reviews' JSON file")
     side: dict[str, Any] = {}
     if "metadata" in paths:
-        categories, vocabulary = read_categories(paths["metadata"][0], items, int(opts["category_depth"]),
-                                                 float(opts["max_skipped_fraction"]), stats)
-        stats.vocabularies["item_categories"] = vocabulary
-        side = {"item_categories": categories,
-                "side_info": {"item_categories": f"metadata categories (first path, depth {opts['category_depth']})"}}
+        coded = read_categories(paths["metadata"][0], items, int(opts["category_depth"]),
+                                float(opts["max_skipped_fraction"]), stats)
+        side = category_side(stats, coded, f"metadata categories (first path, depth {opts['category_depth']})")
     return ReadResult(build(columns, users, items, source, **side), stats)

@@ -39,8 +39,7 @@ class IdIndex:
 
     DENSE_LIMIT = 1 << 26
 
-    def __init__(self, what: str):
-        self.what = what
+    def __init__(self) -> None:
         self._dense: np.ndarray | None = None        # raw int -> id, -1 = unseen
         self._dense_raw: list[np.ndarray] = []       # raw ints, in id order
         self._lookup: dict[Any, int] | None = None   # used once anything is not a small int
@@ -61,6 +60,12 @@ class IdIndex:
         encoded = array.dictionary_encode()
         codes = self._encode_lookup(encoded.dictionary.to_pylist())
         return codes[encoded.indices.to_numpy(zero_copy_only=False)]
+
+    def encode(self, values: list) -> np.ndarray:
+        """Python ints or strings, as ``encode_ints`` or ``encode_strings``."""
+        if values and isinstance(values[0], int):
+            return self.encode_ints(np.asarray(values, dtype=np.int64))
+        return self.encode_strings(values)
 
     def raw_ids(self) -> np.ndarray:
         if self._lookup is not None:
@@ -140,6 +145,27 @@ class Columns:
         return table
 
 
+class RowBuffer:
+    """Rows parsed one by one in Python, handed to the columns in chunks (ids are
+    encoded a chunk at a time)."""
+
+    def __init__(self, columns: Columns, users: IdIndex, items: IdIndex, chunk_rows: int = 200_000):
+        self.columns, self.users, self.items, self.chunk_rows = columns, users, items, chunk_rows
+        self.rows: list[tuple[Any, Any, float, int]] = []
+
+    def add(self, user: Any, item: Any, rating: float, timestamp: int) -> None:
+        self.rows.append((user, item, rating, timestamp))
+        if len(self.rows) >= self.chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            user, item, rating, timestamp = (list(column) for column in zip(*self.rows))
+            self.columns.append(self.users.encode(user), self.items.encode(item),
+                                np.asarray(rating, np.float32), np.asarray(timestamp, np.int64))
+            self.rows.clear()
+
+
 # --------------------------------------------------------------------------------------
 # What a reader saw
 
@@ -174,13 +200,22 @@ class ReadStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {"files": self.files, "counts": self.counts, "skipped": self.skipped,
-                "skipped_per_file": self.skipped_per_file, "skipped_examples": self.examples, "vocabularies": self.vocabularies}
+                "skipped_per_file": self.skipped_per_file, "skipped_examples": self.examples,
+                "vocabularies": self.vocabularies}
 
 
 @dataclass
 class ReadResult:
     data: Interactions
     stats: ReadStats
+
+
+def category_side(stats: ReadStats, coded: tuple[np.ndarray, list[str]], origin: str) -> dict[str, Any]:
+    """``build`` arguments for item categories (codes, vocabulary) read from `origin`;
+    the vocabulary (category id -> name) goes to reader.json."""
+    categories, vocabulary = coded
+    stats.vocabularies["item_categories"] = vocabulary
+    return {"item_categories": categories, "side_info": {"item_categories": origin}}
 
 
 def build(columns: Columns, users: IdIndex, items: IdIndex, source: str, **side: Any) -> Interactions:
@@ -194,8 +229,9 @@ def build(columns: Columns, users: IdIndex, items: IdIndex, source: str, **side:
 # Text and errors
 
 def open_text(path: Path, encoding: str) -> io.TextIOWrapper:
-    """A text stream over a plain or gzip file; newlines kept as they are (\\r\\n too)."""
-    return io.TextIOWrapper(open_binary(path), encoding=encoding, newline="")
+    """A text stream over a plain or gzip file whose lines end at \\n only (a stray \\r
+    inside a line does not split it; a \\r before the \\n is kept for the caller to strip)."""
+    return io.TextIOWrapper(open_binary(path), encoding=encoding, newline="\n")
 
 
 def numbered_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:

@@ -28,8 +28,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from imrl.data.interactions import NO_TIMESTAMP, FormatError
-from imrl.data.readers.base import (DEFAULT_MAX_SKIPPED_FRACTION, Columns, IdIndex, ReadResult, ReadStats, build,
-                                    count_lines, numbered_lines, resolve_options)
+from imrl.data.readers.base import (DEFAULT_MAX_SKIPPED_FRACTION, Columns, IdIndex, ReadResult, ReadStats, RowBuffer,
+                                    build, count_lines, numbered_lines, resolve_options)
 
 DEFAULTS = {"top_countries": 20, "min_age": 5, "max_age": 100, "max_skipped_fraction": DEFAULT_MAX_SKIPPED_FRACTION}
 ENCODING = "latin-1"
@@ -38,7 +38,6 @@ USERS_HEADER = ["User-ID", "Location", "Age"]
 UNKNOWN_COUNTRIES = {"", "n/a", "na", "none", "null"}
 _FIELD = r'(?:"((?:[^"\\]|\\.)*)"|([^";]*))'
 _ESCAPE = re.compile(r"\\(.)")
-ROWS_PER_CHUNK = 500_000
 
 
 def field_splitter(n: int) -> re.Pattern:
@@ -63,19 +62,7 @@ def _expect_header(path: Path, line: str, expected: list[str]) -> None:
         raise FormatError(f"{path}:1: expected the header {';'.join(map(repr, expected))}, got {line[:200]!r}")
 
 
-def read_ratings(path: Path, columns: Columns, users: IdIndex, items: IdIndex, stats: ReadStats) -> None:
-    chunk_users: list[int] = []
-    chunk_items: list[str] = []
-    chunk_ratings: list[int] = []
-
-    def flush() -> None:
-        if chunk_users:
-            ratings = np.asarray(chunk_ratings, np.float32)
-            columns.append(users.encode_ints(np.asarray(chunk_users, np.int64)), items.encode_strings(chunk_items),
-                           ratings, np.full(len(ratings), NO_TIMESTAMP, np.int64))
-            stats.add("implicit_ratings", int((ratings == 0).sum()))
-            chunk_users.clear(), chunk_items.clear(), chunk_ratings.clear()
-
+def read_ratings(path: Path, rows: RowBuffer, stats: ReadStats) -> None:
     for number, line in numbered_lines(path, ENCODING):
         if number == 1:
             _expect_header(path, line, RATINGS_HEADER)
@@ -89,13 +76,10 @@ def read_ratings(path: Path, columns: Columns, users: IdIndex, items: IdIndex, s
         if not user.isdigit() or not isbn or not rating.isdigit() or int(rating) > 10:
             stats.skip(path, number, "expected a numeric User-ID, an ISBN and a rating 0-10", line)
             continue
-        chunk_users.append(int(user))
-        chunk_items.append(isbn)
-        chunk_ratings.append(int(rating))
+        rows.add(int(user), isbn, float(rating), NO_TIMESTAMP)
         stats.add("rating_lines")
-        if len(chunk_users) >= ROWS_PER_CHUNK:
-            flush()
-    flush()
+        stats.add("implicit_ratings", rating == "0")
+    rows.flush()
 
 
 def read_demographics(path: Path, users: IdIndex, opts: Mapping[str, Any], stats: ReadStats
@@ -145,9 +129,9 @@ def convert(paths: Mapping[str, list[Path]], options: Mapping[str, Any] | None =
     opts = resolve_options(options, DEFAULTS, "book-crossing")
     stats = ReadStats(files=[str(p) for ps in paths.values() for p in ps])
     columns = Columns(sum(count_lines(p) for p in paths["ratings"]))
-    users, items = IdIndex("User-ID"), IdIndex("ISBN")
+    users, items = IdIndex(), IdIndex()
     for path in paths["ratings"]:
-        read_ratings(path, columns, users, items, stats)
+        read_ratings(path, RowBuffer(columns, users, items), stats)
         stats.check_skips(path, columns.rows, float(opts["max_skipped_fraction"]))
     side: dict[str, Any] = {}
     if "users" in paths:

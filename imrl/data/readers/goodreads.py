@@ -30,7 +30,7 @@ import pyarrow.json as pajson
 
 from imrl.data.interactions import NO_TIMESTAMP, FormatError
 from imrl.data.readers.base import (Columns, IdIndex, ReadResult, ReadStats, block_lines, build,
-                                    categories_from_names, count_lines, csv_batches, ensure_valid, first_bad_line,
+                                    categories_from_names, category_side, count_lines, csv_batches, ensure_valid, first_bad_line,
                                     is_number, numbered_lines, text_blocks)
 
 CSV_HEADER = "user_id,book_id,is_read,rating,is_reviewed"
@@ -160,7 +160,7 @@ def read_genres(path: Path, book_ids: np.ndarray, stats: ReadStats) -> tuple[np.
 
 def convert(paths: Mapping[str, list[Path]], options: Mapping[str, Any] | None = None) -> ReadResult:
     stats = ReadStats(files=[str(p) for ps in paths.values() for p in ps])
-    users, items = IdIndex("user_id"), IdIndex("book_id")
+    users, items = IdIndex(), IdIndex()
     path = paths["interactions"][0]
     if path.name.endswith(".csv"):
         if "user_map" not in paths or "book_map" not in paths:
@@ -177,10 +177,8 @@ def convert(paths: Mapping[str, list[Path]], options: Mapping[str, Any] | None =
         source = "GoodReads goodreads_interactions_dedup.json.gz"
     side: dict[str, Any] = {}
     if "genres" in paths:
-        categories, vocabulary = read_genres(paths["genres"][0], item_ids, stats)
-        stats.vocabularies["item_categories"] = vocabulary
-        side = {"item_categories": categories,
-                "side_info": {"item_categories": "goodreads_book_genres_initial: most counted shelf genre"}}
+        side = category_side(stats, read_genres(paths["genres"][0], item_ids, stats),
+                             "goodreads_book_genres_initial: most counted shelf genre")
     data = build(columns, users, items, source, **side)
     data.user_ids, data.item_ids = user_ids, item_ids
     return ReadResult(data, stats)

@@ -17,17 +17,14 @@ import ast
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
-from imrl.data.readers.base import (DEFAULT_MAX_SKIPPED_FRACTION, Columns, IdIndex, ReadResult, ReadStats, build,
-                                    numbered_lines, resolve_options)
+from imrl.data.readers.base import (DEFAULT_MAX_SKIPPED_FRACTION, Columns, IdIndex, ReadResult, ReadStats, RowBuffer,
+                                    build, numbered_lines, resolve_options)
 from imrl.data.interactions import NO_TIMESTAMP
 
 DEFAULTS = {"max_skipped_fraction": DEFAULT_MAX_SKIPPED_FRACTION}
 ASSIGNMENT = "reviews["
 SEPARATOR = "] = "
 NO_STARS = 0.0
-ROWS_PER_CHUNK = 200_000
 
 
 def parse_line(line: str) -> tuple[str, str, Any, Any] | str:
@@ -63,16 +60,7 @@ def parse_line(line: str) -> tuple[str, str, Any, Any] | str:
     return user, str(work), stars, time
 
 
-def read_reviews(path: Path, columns: Columns, users: IdIndex, items: IdIndex, stats: ReadStats) -> None:
-    rows: list[tuple[str, str, float, int]] = []
-
-    def flush() -> None:
-        if rows:
-            user, work, stars, time = zip(*rows)
-            columns.append(users.encode_strings(user), items.encode_strings(work),
-                           np.asarray(stars, np.float32), np.asarray(time, np.int64))
-            rows.clear()
-
+def read_reviews(path: Path, rows: RowBuffer, stats: ReadStats) -> None:
     for number, line in numbered_lines(path, "utf-8"):
         if not line.strip():
             stats.add("blank_lines")
@@ -88,17 +76,15 @@ def read_reviews(path: Path, columns: Columns, users: IdIndex, items: IdIndex, s
         stats.add("review_lines")
         stats.add("missing_stars", stars is None)
         stats.add("missing_unixtime", time is None)
-        rows.append((user, work, NO_STARS if stars is None else float(stars), NO_TIMESTAMP if time is None else time))
-        if len(rows) >= ROWS_PER_CHUNK:
-            flush()
-    flush()
+        rows.add(user, work, NO_STARS if stars is None else float(stars), NO_TIMESTAMP if time is None else time)
+    rows.flush()
 
 
 def convert(paths: Mapping[str, list[Path]], options: Mapping[str, Any] | None = None) -> ReadResult:
     opts = resolve_options(options, DEFAULTS, "librarything")
     stats = ReadStats(files=[str(p) for ps in paths.values() for p in ps])
-    columns, users, items = Columns(), IdIndex("user"), IdIndex("work")
+    columns, users, items = Columns(), IdIndex(), IdIndex()
     for path in paths["reviews"]:
-        read_reviews(path, columns, users, items, stats)
+        read_reviews(path, RowBuffer(columns, users, items), stats)
         stats.check_skips(path, stats.counts.get("review_lines", 0), float(opts["max_skipped_fraction"]))
     return ReadResult(build(columns, users, items, "LibraryThing reviews"), stats)

@@ -17,7 +17,7 @@ import pyarrow.csv as pacsv
 
 from imrl.data.interactions import FormatError
 from imrl.data.readers.base import (Columns, IdIndex, ReadResult, ReadStats, build, categories_from_names,
-                                    count_lines, csv_batches, ensure_valid, expect_header, is_number)
+                                    category_side, count_lines, csv_batches, ensure_valid, expect_header, is_number)
 
 RATINGS_HEADER = "userId,movieId,rating,timestamp"
 MOVIES_HEADER = "movieId,title,genres"
@@ -73,14 +73,12 @@ def read_genres(path: Path, items: IdIndex, stats: ReadStats) -> tuple[np.ndarra
 def convert(paths: Mapping[str, list[Path]], options: Mapping[str, Any] | None = None) -> ReadResult:
     stats = ReadStats(files=[str(p) for ps in paths.values() for p in ps])
     columns = Columns(sum(count_lines(p) for p in paths["ratings"]))
-    users, items = IdIndex("userId"), IdIndex("movieId")
+    users, items = IdIndex(), IdIndex()
     for path in paths["ratings"]:
         read_ratings(path, columns, users, items, stats)
     side: dict[str, Any] = {}
     if "movies" in paths:
-        categories, vocabulary = read_genres(paths["movies"][0], items, stats)
-        stats.vocabularies["item_categories"] = vocabulary
-        side = {"item_categories": categories,
-                "side_info": {"item_categories": "movies.csv genres (first listed genre of each movie)"}}
+        side = category_side(stats, read_genres(paths["movies"][0], items, stats),
+                             "movies.csv genres (first listed genre of each movie)")
     data = build(columns, users, items, "MovieLens ratings.csv", **side)
     return ReadResult(data, stats)

@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 
 from imrl.data.interactions import FormatError
 from imrl.data.readers.base import (BLOCK_BYTES, Columns, IdIndex, ReadResult, ReadStats, build,
-                                    categories_from_names, first_bad_line, block_lines, numbered_lines, text_blocks)
+                                    categories_from_names, category_side, first_bad_line, block_lines, numbered_lines, text_blocks)
 
 HEADER = re.compile(rb"^(\d+):[ \t]*\r?$", re.MULTILINE)
 MOVIE_FILE = re.compile(r"(?:^|/)mv_(\d{7})\.txt$")
@@ -199,16 +199,14 @@ def convert(paths: Mapping[str, list[Path]], options: Mapping[str, Any] | None =
         raise FormatError("netflix: needs the 'training_set' (tar or folder) or the 'combined_data' files")
     sizes = sum(sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
                 for p in rating_files)
-    columns, users, items = Columns(sizes // MIN_LINE_BYTES + 1), IdIndex("CustomerID"), IdIndex("MovieID")
+    columns, users, items = Columns(sizes // MIN_LINE_BYTES + 1), IdIndex(), IdIndex()
     bodies = _Bodies(columns, users, items, stats)
     for path in rating_files:
         (read_training_set if "training_set" in paths else read_combined)(path, bodies, stats)
     bodies.flush()
     side: dict[str, Any] = {}
     if "titles" in paths:
-        categories, vocabulary = read_titles(paths["titles"][0], items, stats)
-        stats.vocabularies["item_categories"] = vocabulary
-        side = {"item_categories": categories,
-                "side_info": {"item_categories": "movie_titles release year (one category per year; NULL = -1)"}}
+        side = category_side(stats, read_titles(paths["titles"][0], items, stats),
+                             "movie_titles release year (one category per year; NULL = -1)")
     layout = "training_set per-movie files" if "training_set" in paths else "combined_data files"
     return ReadResult(build(columns, users, items, f"Netflix Prize {layout}", **side), stats)
