@@ -122,8 +122,9 @@ def _accept(path: Path, target: Path, record: dict[str, Any]) -> dict[str, Any]:
         os.replace(path, target)
     if record["pinned_on_first_use"]:
         atomic_write_text(pin_path(target), f"{record['sha256']}  {target.name}\n")
-        log.warning("%s: no published checksum; pinned sha256 %s in %s (set params.files.%s.sha256 of the dataset in the config "
-                    "to pin it for everyone)", target.name, record["sha256"], pin_path(target), target.name)
+        log.warning("%s: no published checksum; pinned sha256 %s in %s (set the dataset's "
+                    "params.files.%s.sha256 in the config to pin it for everyone)",
+                    target.name, record["sha256"], pin_path(target), target.name)
     return record
 
 
