@@ -328,7 +328,10 @@ def write_table2(runs_df: pd.DataFrame, out_dir: str | Path, metric_k: int = 20,
                  datasets_per_block: int = DATASETS_PER_BLOCK, not_available: Sequence[str] = ()) -> dict[str, Path]:
     """Write table2.md, table2.csv and table2.tex into `out_dir`, each atomically;
     return their paths by extension."""
-    table = build_table2(runs_df, metric_k, datasets, methods, not_available)
+    return save_table2(build_table2(runs_df, metric_k, datasets, methods, not_available), out_dir, datasets_per_block)
+
+
+def save_table2(table: Table2, out_dir: str | Path, datasets_per_block: int = DATASETS_PER_BLOCK) -> dict[str, Path]:
     out_dir = Path(out_dir)
     texts = {
         "md": render_markdown(table, datasets_per_block),
