@@ -15,6 +15,11 @@ include: "rules/train.smk"
 include: "rules/report.smk"
 
 
+localrules:
+    all,
+    report,
+
+
 rule all:
     input:
         report_outputs(),

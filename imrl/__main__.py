@@ -37,7 +37,8 @@ def cmd_split(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from imrl.runs.run import run_offline
 
-    record = run_offline(args.dataset, args.method, args.seed, args.split, args.job, args.out, progress=args.progress)
+    record = run_offline(args.dataset, args.method, args.seed, args.split, args.job, args.out,
+                         progress=args.progress, checkpoint_dir=args.checkpoints)
     if record["status"] != "ok":
         print(f"run FAILED ({args.dataset}, {args.method}, seed {args.seed}): {record['error']['type']}: "
               f"{record['error']['message']}\n{record['error']['traceback']}", file=sys.stderr)
@@ -82,6 +83,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--split", type=Path, required=True)
     p.add_argument("--job", type=_json, required=True, help="resolved run configuration (JSON)")
     p.add_argument("--out", type=Path, required=True, help="results JSON path")
+    p.add_argument("--checkpoints", type=Path, default=None,
+                   help="checkpoint directory: a killed run started again resumes from it")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.set_defaults(func=cmd_run)
 

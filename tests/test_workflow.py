@@ -17,12 +17,14 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "
              "--workflow-profile", "none"]
 
 
-def tiny_config(tmp_path: Path, methods: dict) -> Path:
+TINY_SYNTHETIC = {"n_users": 150, "n_items": 120, "n_clusters": 6, "min_length": 12, "max_length": 20}
+
+
+def tiny_config(tmp_path: Path, methods: dict, seeds=(0, 1), generator=None) -> Path:
     config = {
         "name": "tiny",
-        "seeds": [0, 1],
-        "datasets": {"synthetic": {"params": {"n_users": 150, "n_items": 120, "n_clusters": 6,
-                                              "min_length": 12, "max_length": 20},
+        "seeds": list(seeds),
+        "datasets": {"synthetic": {"params": {**TINY_SYNTHETIC, **(generator or {})},
                                    "preprocess": SMALL_PREPROCESS}},
         "methods": methods,
         "evaluation": {"ks": [5, 20], "table_k": 20},
