@@ -59,7 +59,8 @@ def report_inputs():
     code = [str(registry.PROJECT_ROOT / path) for path in registry.source_files("imrl.report.build")]
     return {
         "runs": offline_runs() + online_runs(),
-        "reported": "results/reported/imrl-paper-table2.csv",
+        # The project's copy: a run in another --directory has no results/reported of its own.
+        "reported": str(registry.PROJECT_ROOT / "results/reported/imrl-paper-table2.csv"),
         "submissions": sorted(glob.glob("results/submissions/**/*.json", recursive=True)),
         "code": code + [str(registry.PROJECT_ROOT / "imrl/report/leaderboard_page.html")],
     }

@@ -37,4 +37,6 @@ rule report:
     log:
         "logs/report.log",
     shell:
-        "{PYTHON} -m imrl report --results results/runs --out reports --config {params.report:q} > {log} 2>&1"
+        "{PYTHON} -m imrl report --results results/runs --out reports --config {params.report:q}"
+        " --reported {input.reported:q} --submissions results/submissions --leaderboard-csv results/leaderboard.csv"
+        " > {log} 2>&1"

@@ -44,10 +44,9 @@ class ReportContext:
     config: dict[str, Any]
     runs_dir: Path          # results/runs
     out_dir: Path           # reports/
-
-    @property
-    def results_dir(self) -> Path:
-        return self.runs_dir.parent
+    reported: Path          # the paper's Table II (results/reported/imrl-paper-table2.csv)
+    submissions: Path       # results/submissions
+    leaderboard_csv: Path   # results/leaderboard.csv
 
     @property
     def online_methods(self) -> list[str]:
@@ -67,7 +66,7 @@ def table2_report(context: ReportContext) -> None:
     table = build_table2(context.runs, config["table_k"], config["datasets"], config["methods"],
                          not_available=config["not_available"])
     save_table2(table, context.out_dir)
-    write_comparison(table, context.results_dir / REPORTED_TABLE2, context.out_dir)
+    write_comparison(table, context.reported, context.out_dir)
 
 
 def figures_report(context: ReportContext) -> None:
@@ -78,13 +77,12 @@ def figures_report(context: ReportContext) -> None:
 
 def leaderboard_report(context: ReportContext) -> None:
     """reports/leaderboard.html and results/leaderboard.csv."""
-    submissions, rejected = leaderboard.load_submissions(context.results_dir / SUBMISSIONS)
-    reported_path = context.results_dir / REPORTED_TABLE2
+    submissions, rejected = leaderboard.load_submissions(context.submissions)
     data = leaderboard.build_leaderboard(
-        context.runs, submissions, rejected, load_reported(reported_path),
-        f"IMRL paper, Table II ({REPORTED_TABLE2})",
+        context.runs, submissions, rejected, load_reported(context.reported),
+        f"IMRL paper, Table II ({context.reported.name})",
         order=[*context.config["datasets"], *context.simulators])
-    leaderboard.write_leaderboard(data, context.out_dir / "leaderboard.html", context.results_dir / LEADERBOARD_CSV)
+    leaderboard.write_leaderboard(data, context.out_dir / "leaderboard.html", context.leaderboard_csv)
 
 
 DEFAULT_BUILDERS: list[Builder] = [table2_report, figures_report, leaderboard_report]
@@ -101,16 +99,20 @@ def optional_builders() -> list[Builder]:
 
 
 def build_reports(results_dir: str | Path, out_dir: str | Path, report_config: dict[str, Any],
-                  builders: Sequence[Builder] | None = None) -> None:
+                  builders: Sequence[Builder] | None = None, reported: str | Path | None = None,
+                  submissions: str | Path | None = None, leaderboard_csv: str | Path | None = None) -> None:
     """`results_dir` is the runs tree (results/runs); the reported numbers, the
-    submissions and the leaderboard CSV sit beside it in results/. `builders` default
-    to DEFAULT_BUILDERS plus the optional ones present."""
+    submissions and the leaderboard CSV default to their places beside it in results/.
+    `builders` default to DEFAULT_BUILDERS plus the optional ones present."""
     runs = load_runs(results_dir)
     grid = set(report_config["methods"]) | set(report_config.get("online_methods", []))
     places = set(report_config["datasets"]) | set(report_config.get("simulators", []))
     # Only this configuration's grid: other files in results/ are left alone.
     runs = runs[runs["dataset"].isin(places) & runs["method"].isin(grid)].reset_index(drop=True)
-    context = ReportContext(runs, report_config, Path(results_dir), Path(out_dir))
+    results = Path(results_dir).parent
+    context = ReportContext(runs, report_config, Path(results_dir), Path(out_dir),
+                            Path(reported or results / REPORTED_TABLE2), Path(submissions or results / SUBMISSIONS),
+                            Path(leaderboard_csv or results / LEADERBOARD_CSV))
     for builder in builders if builders is not None else DEFAULT_BUILDERS + optional_builders():
         log.info("report: %s", builder.__name__)
         builder(context)
