@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 PROVENANCE = {
-    "git_commit": "abc1234", "git_dirty": False, "config_hash": "cfg0", "packages": {"torch": "2.13.0"},
+    "git_commit": "abc123", "git_dirty": False, "config_hash": "cfg0", "packages": {"torch": "2.13.0"},
     "python": "3.11.7", "platform": "Linux", "hardware": "2 cpu", "device": "cpu",
     "wall_time_s": 1.5, "started_at": "2025-01-01T00:00:00Z", "finished_at": "2025-01-01T00:00:02Z",
 }
