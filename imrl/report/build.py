@@ -1,15 +1,14 @@
 """All reports of one configuration, from results/ alone (no training).
 
 ``build_reports`` loads the runs once and hands a ``ReportContext`` to each report
-builder in turn: Table II (with significance) and its comparison with the paper,
-Figures 2 and 3, the leaderboard, and any optional builder whose module is present
-(``OPTIONAL_BUILDERS``: a report module joins by exposing ``build(context)``).
+builder in turn (``DEFAULT_BUILDERS``: Table II with significance and its comparison
+with the paper, Figures 2 and 3, the leaderboard). A report made from results/ joins by
+adding a function of the context to that list, or is passed in ``builders``. Table I is
+not one: it is made from data/processed (dataset statistics), by its own rule.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,6 @@ from imrl.report.table2 import build_table2, save_table2
 
 log = logging.getLogger(__name__)
 
-#: "module:function" builders called only when their module exists (a report added on
-#: another branch, such as Table I from the datasets' statistics).
-OPTIONAL_BUILDERS = ["imrl.report.table1:build"]
 #: Paths relative to the results directory's parent (results/).
 REPORTED_TABLE2 = "reported/imrl-paper-table2.csv"
 SUBMISSIONS = "submissions"
@@ -88,22 +84,12 @@ def leaderboard_report(context: ReportContext) -> None:
 DEFAULT_BUILDERS: list[Builder] = [table2_report, figures_report, leaderboard_report]
 
 
-def optional_builders() -> list[Builder]:
-    """The OPTIONAL_BUILDERS whose module is importable."""
-    found = []
-    for target in OPTIONAL_BUILDERS:
-        module, function = target.split(":")
-        if importlib.util.find_spec(module) is not None:
-            found.append(getattr(importlib.import_module(module), function))
-    return found
-
-
 def build_reports(results_dir: str | Path, out_dir: str | Path, report_config: dict[str, Any],
                   builders: Sequence[Builder] | None = None, reported: str | Path | None = None,
                   submissions: str | Path | None = None, leaderboard_csv: str | Path | None = None) -> None:
     """`results_dir` is the runs tree (results/runs); the reported numbers, the
     submissions and the leaderboard CSV default to their places beside it in results/.
-    `builders` default to DEFAULT_BUILDERS plus the optional ones present."""
+    `builders` default to DEFAULT_BUILDERS."""
     runs = load_runs(results_dir)
     grid = set(report_config["methods"]) | set(report_config.get("online_methods", []))
     places = set(report_config["datasets"]) | set(report_config.get("simulators", []))
@@ -113,6 +99,6 @@ def build_reports(results_dir: str | Path, out_dir: str | Path, report_config: d
     context = ReportContext(runs, report_config, Path(results_dir), Path(out_dir),
                             Path(reported or results / REPORTED_TABLE2), Path(submissions or results / SUBMISSIONS),
                             Path(leaderboard_csv or results / LEADERBOARD_CSV))
-    for builder in builders if builders is not None else DEFAULT_BUILDERS + optional_builders():
+    for builder in builders if builders is not None else DEFAULT_BUILDERS:
         log.info("report: %s", builder.__name__)
         builder(context)
