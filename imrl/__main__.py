@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -97,7 +98,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from imrl.report.build import build_reports
 
-    build_reports(args.results, args.out, args.config)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    build_reports(args.results, args.out, args.config, reported=args.reported, submissions=args.submissions,
+                  leaderboard_csv=args.leaderboard_csv)
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
@@ -171,7 +174,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results", type=Path, required=True, help="results/runs directory")
     p.add_argument("--out", type=Path, required=True, help="reports directory")
     p.add_argument("--config", type=_json, required=True,
-                   help="report config (JSON): name, datasets and methods in order, table_k, not_available")
+                   help="report config (JSON): name, datasets and methods in order, simulators, online_methods, "
+                        "table_k, not_available")
+    p.add_argument("--reported", type=Path, help="the paper's Table II CSV (default: beside --results, "
+                   "reported/imrl-paper-table2.csv)")
+    p.add_argument("--submissions", type=Path, help="leaderboard submissions (default: beside --results, submissions/)")
+    p.add_argument("--leaderboard-csv", type=Path, help="default: beside --results, leaderboard.csv")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("check-config", help="validate a workflow config file")
