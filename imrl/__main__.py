@@ -73,7 +73,7 @@ def cmd_env_info(args: argparse.Namespace) -> None:
 def cmd_table1(args: argparse.Namespace) -> None:
     from imrl.report.table1 import write_table1
 
-    write_table1(args.datasets, args.processed, args.out)
+    write_table1(args.datasets, args.processed, args.out, args.reported)
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -148,6 +148,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("table1", help="Table I: the paper's dataset statistics beside ours")
     p.add_argument("--datasets", nargs="+", required=True)
     p.add_argument("--processed", type=Path, default=Path("data/processed"))
+    p.add_argument("--reported", type=Path, required=True,
+                   help="the paper's Table I, transcribed (results/reported/imrl-paper-table1.csv)")
     p.add_argument("--out", type=Path, required=True, help="reports directory")
     p.set_defaults(func=cmd_table1)
 

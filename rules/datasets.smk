@@ -133,11 +133,17 @@ if RAW_DATASETS:
 
     rule table1:
         input:
-            expand("data/processed/{dataset}/{file}", dataset=RAW_DATASETS,
-                   file=["meta.json", "reader.json", "split/meta.json"]),
+            processed=expand("data/processed/{dataset}/{file}", dataset=RAW_DATASETS,
+                             file=["meta.json", "reader.json", "split/meta.json"]),
+            # The project's copy: a run in another --directory has no results/reported of its own.
+            reported=str(registry.PROJECT_ROOT / "results/reported/imrl-paper-table1.csv"),
+            code=[str(registry.PROJECT_ROOT / path) for path in registry.source_files("imrl.report.table1")],
         output:
-            table1_outputs(),
+            report("reports/table1.md", caption="report/table1.rst", category="Tables", labels={"table": "Table I"}),
+            report("reports/table1.csv", caption="report/table1.rst", category="Tables",
+                   labels={"table": "Table I (CSV)"}),
         log:
             "logs/report.table1.log",
         shell:
-            "{PYTHON} -m imrl table1 --datasets {RAW_DATASETS} --processed data/processed --out reports > {log} 2>&1"
+            "{PYTHON} -m imrl table1 --datasets {RAW_DATASETS} --processed data/processed"
+            " --reported {input.reported:q} --out reports > {log} 2>&1"

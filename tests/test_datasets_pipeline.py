@@ -70,7 +70,8 @@ def test_library_chain(tmp_path, served, dataset):
     assert summary["users"] == split.n_users and summary["episodes"]["users_with_targets"] > 0
     if dataset in ("book-crossing", "goodreads"):
         assert summary["ordering"]["order"] == "file order (no timestamps)"
-    rows = write_table1([dataset], tmp_path / "data/processed", tmp_path / "reports")
+    rows = write_table1([dataset], tmp_path / "data/processed", tmp_path / "reports",
+                        REPO_ROOT / "results/reported/imrl-paper-table1.csv")
     assert [r["stage"] for r in rows] == ["paper", "raw", "preprocessed"]
     assert rows[1]["interactions"] == fixture.interactions
     assert_nothing_half_written(tmp_path / "data")

@@ -1,12 +1,13 @@
 """Table I of the paper (dataset statistics) beside what our pipeline really has.
 
 Per dataset, three rows: the paper's users / items / interactions / density
-(transcribed in ``table1_paper.csv`` with its source), the counts the raw files hold
+(transcribed in ``results/reported/imrl-paper-table1.csv``, whose README gives the
+source), the counts the raw files hold
 as our reader parsed them (``data/processed/<dataset>/meta.json``; the reader's line
 counts from ``reader.json`` are quoted as evidence), and the counts after
 preprocessing (``split/meta.json``). Each dataset gets a one-line explanation of the gap
-between the paper and the raw files (from the transcription file, which says how the
-paper's figure arises) and one of the gap between raw and preprocessed (the protocol:
+between the paper and the raw files (the transcription's ``gap`` column, which says how
+the paper's figure arises) and one of the gap between raw and preprocessed (the protocol:
 binarisation threshold, k-core, minimum sequence length). Written as
 ``reports/table1.md`` and ``reports/table1.csv``.
 """
@@ -21,11 +22,13 @@ from typing import Any, Iterable
 
 from imrl.io import atomic_write_text
 
-PAPER_FILE = Path(__file__).with_name("table1_paper.csv")
+PAPER_SOURCE = "IMRL paper, Section IV-A1, Table I"
 CSV_COLUMNS = ["dataset", "stage", "users", "items", "interactions", "density_percent", "source", "note"]
 
 
-def paper_rows(path: Path = PAPER_FILE) -> dict[str, dict[str, str]]:
+def paper_rows(path: Path) -> dict[str, dict[str, str]]:
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: not found (the paper's Table I, transcribed)")
     with open(path, newline="", encoding="utf-8") as fh:
         return {row["dataset"]: row for row in csv.DictReader(fh)}
 
@@ -62,8 +65,8 @@ def dataset_rows(dataset: str, processed: Path, paper: dict[str, str]) -> list[d
     kept = sum(split["n_interactions"].values())
     return [
         {"dataset": dataset, "stage": "paper", "users": int(paper["users"]), "items": int(paper["items"]),
-         "interactions": int(paper["interactions"]), "density_percent": paper["density"].rstrip("%"),
-         "source": paper["source"], "note": paper["gap"]},
+         "interactions": int(paper["interactions"]), "density_percent": paper["density_printed"].rstrip("%"),
+         "source": PAPER_SOURCE, "note": paper["gap"]},
         {"dataset": dataset, "stage": "raw", "users": meta["n_users"], "items": meta["n_items"],
          "interactions": meta["n_interactions"],
          "density_percent": f"{_density(meta['n_interactions'], meta['n_users'], meta['n_items']):.4g}",
@@ -82,7 +85,7 @@ def render_markdown(rows: list[dict[str, Any]], paper: dict[str, dict[str, str]]
              "|---|---|---:|---:|---:|---:|"]
     notes = []
     for row in rows:
-        name = paper[row["dataset"]]["paper_name"]
+        name = paper[row["dataset"]]["paper_dataset"]
         lines.append(f"| {name} | {row['stage']} | {row['users']:,} | {row['items']:,} | {row['interactions']:,} "
                      f"| {row['density_percent']}% |")
         label = {"paper": "paper vs raw", "raw": "raw file counts", "preprocessed": "raw vs preprocessed"}
@@ -98,8 +101,10 @@ def render_csv(rows: Iterable[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_table1(datasets: list[str], processed: str | Path, out_dir: str | Path) -> list[dict[str, Any]]:
-    paper = paper_rows()
+def write_table1(datasets: list[str], processed: str | Path, out_dir: str | Path,
+                 reported: str | Path) -> list[dict[str, Any]]:
+    """`reported`: the paper's Table I as transcribed (results/reported/imrl-paper-table1.csv)."""
+    paper = paper_rows(Path(reported))
     unknown = [d for d in datasets if d not in paper]
     if unknown:
         raise KeyError(f"Table I has no paper row for {unknown}; it covers {', '.join(paper)}")
