@@ -11,7 +11,7 @@ reader peak RSS at most 2.5 x its final columnar arrays (20 bytes a row: int32 u
 int32 item, float32 rating, int64 timestamp). Running at two sizes separates the fixed
 cost of the interpreter and libraries (the intercept) from the per-row cost (the slope).
 
-    python bench/convert.py [--cache DIR] [--keep]
+    python bench/convert.py [--cache DIR]
 """
 
 from __future__ import annotations
