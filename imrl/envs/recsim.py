@@ -90,76 +90,101 @@ class DocumentStream:
     bits are < 20 (masked rejection). normal: the polar method on two 53-bit doubles (two
     words each, so 4 words an attempt), repeated until 0 < r2 < 1; one attempt makes two
     gaussians, f*x2 is returned and f*x1 kept for the next call. So documents come in
-    pairs: [topic, attempt, topic (with the kept gaussian)]. For every word position the
-    next topic word and the next accepted attempt are found with array scans; following
-    the chain from pair to pair is then one list look-up per pair."""
+    pairs, [topic, attempt, topic (with the kept gaussian)]. For every word position of a
+    buffer of words, array scans find the next topic word, the next accepted attempt and
+    so where the pair starting there ends; following the chain is then one list look-up
+    per pair of documents."""
+
+    CHUNK = 1 << 16   # words drawn at a time (about 15,000 documents)
+    JUMP_LEVELS = 4   # the chain is followed 2**4 = 16 pairs at a time
 
     def __init__(self, seed: int):
         _, key, pos, _, _ = np.random.RandomState(seed).get_state()   # the legacy seeding
         self._bits = np.random.MT19937()
         self._bits.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": pos}}
         self._kept_gaussian: float | None = None
+        self._words = np.zeros(0, dtype=np.int64)   # drawn, and used up to self._pos
+        self._pos = 0
+        self._scan()
+
+    def _refill(self, at_least: int) -> None:
+        fresh = self._bits.random_raw(max(self.CHUNK, at_least)).astype(np.int64)
+        self._words, self._pos = np.concatenate([self._words[self._pos:], fresh]), 0
+        self._scan()
+
+    def _scan(self) -> None:
+        words, size = self._words, len(self._words)
+        position = np.arange(size + 1)
+        # next_topic[i]: first j >= i whose word is an accepted topic; size: none in the buffer.
+        self._next_topic = np.empty(size + 1, dtype=np.int64)
+        np.minimum.accumulate(np.where(words & 31 < NUM_TOPICS, position[:size], size)[::-1],
+                              out=self._next_topic[size - 1::-1] if size else None)
+        self._next_topic[size] = size
+        # Attempt i reads words i..i+3: x1 from doubles[i], x2 from doubles[i + 2].
+        doubles = ((words[:-1] >> 5) * 67108864.0 + (words[1:] >> 6)) / 9007199254740992.0
+        self._x1, self._x2 = 2.0 * doubles[:-2] - 1.0, 2.0 * doubles[2:] - 1.0
+        self._r2 = self._x1 * self._x1 + self._x2 * self._x2
+        accepted = np.where((self._r2 < 1.0) & (self._r2 != 0.0), position[:max(size - 3, 0)], size)
+        # next_attempt[i]: first accepted attempt at i, i + 4, i + 8, ...
+        self._next_attempt = np.full(size + 1, size)
+        for offset in range(4):
+            np.minimum.accumulate(accepted[offset::4][::-1], out=self._next_attempt[offset:size - 3:4][::-1])
+        # The word after the pair [topic, attempt, topic] that starts at each position, then
+        # after 2, 4, 8 and 16 pairs (the last entry, size, stands for "past the buffer").
+        after = self._clip(self._next_topic[self._clip(self._next_attempt[self._clip(self._next_topic + 1)] + 4)] + 1)
+        self._after_pairs = [after]
+        for _ in range(self.JUMP_LEVELS):
+            self._after_pairs.append(self._after_pairs[-1][self._after_pairs[-1]])
+
+    def _clip(self, index: np.ndarray) -> np.ndarray:
+        return np.minimum(index, len(self._words))
 
     def sample(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Topics (int64) and qualities (float64) of the next `n` (>= 1) documents."""
-        start = self._bits.state
-        size = 5 * n + 64   # about 4.2 words a document
-        while (plan := self._plan(self._bits.random_raw(size).astype(np.int64), n)) is None:
-            self._bits.state, size = start, 2 * size
-        topics, gaussians, used = plan
-        self._bits.state = start
-        self._bits.random_raw(used)   # advance by exactly the words the documents used
+        while (drawn := self._draw(n)) is None:   # the buffer ran out: draw more words
+            self._refill(5 * n + 64)
+        topics, gaussians = drawn
         return topics, QUALITY_MEANS[topics] + QUALITY_STD * gaussians
 
-    def _plan(self, words: np.ndarray, n: int):
-        size = len(words)
-        position = np.arange(size)
-        # next_topic[i]: first j >= i whose word is an accepted topic (size: none in the buffer).
-        next_topic = np.minimum.accumulate(np.where(words & 31 < NUM_TOPICS, position, size)[::-1])[::-1]
-        # Attempt i reads words i..i+3: x1 from doubles[i], x2 from doubles[i + 2].
-        doubles = ((words[:-1] >> 5) * 67108864.0 + (words[1:] >> 6)) / 9007199254740992.0
-        x1, x2 = 2.0 * doubles[:-2] - 1.0, 2.0 * doubles[2:] - 1.0
-        r2 = x1 * x1 + x2 * x2
-        accepted = np.where((r2 < 1.0) & (r2 != 0.0), position[:size - 3], size)
-        next_attempt = np.full(size, size)   # first accepted attempt at i, i + 4, i + 8, ...
-        for offset in range(4):
-            next_attempt[offset:size - 3:4] = np.minimum.accumulate(accepted[offset::4][::-1])[::-1]
-        next_topic, next_attempt = np.append(next_topic, size), np.append(next_attempt, size)
+    def _pair_starts(self, pos: int, n_pairs: int) -> np.ndarray:
+        """Start words of `n_pairs` consecutive pairs from `pos`, then the word after them."""
+        blocks, jump = [pos], self._after_pairs[-1]
+        for _ in range(-(-n_pairs // 2**self.JUMP_LEVELS)):
+            blocks.append(jump[blocks[-1]])
+        starts = np.array(blocks)[:, None]
+        for after in reversed(self._after_pairs[:-1]):   # fill in the pairs inside each jump
+            starts = np.stack([starts, after[starts]], axis=-1).reshape(len(blocks), -1)
+        return starts.ravel()[:n_pairs + 1]
 
-        def after_pair(start):   # [topic, attempt, topic] from `start`: the word after them
-            return np.minimum(next_topic[np.minimum(next_attempt[np.minimum(next_topic[start] + 1, size)] + 4, size)]
-                              + 1, size)
-
+    def _draw(self, n: int):
+        size, next_topic = len(self._words), self._next_topic
         uses_kept = self._kept_gaussian is not None
-        pos = min(int(next_topic[0]) + 1, size) if uses_kept else 0   # a first document with the kept gaussian
+        head = int(next_topic[self._pos])   # the topic of a first document taking the kept gaussian
+        pos = min(head + 1, size) if uses_kept else self._pos
         n_pairs, odd = divmod(n - uses_kept, 2)
-        chain_next = after_pair(np.arange(size + 1)).tolist()
-        starts = [pos]
-        for _ in range(n_pairs):
-            starts.append(chain_next[starts[-1]])
-        starts = np.array(starts)
+        starts = self._pair_starts(pos, n_pairs)
         # Per pair: first topic word, polar attempt, second topic word; then the odd document.
         first = next_topic[starts][:n_pairs + odd]
-        attempt = next_attempt[np.minimum(first + 1, size)]
-        second = next_topic[np.minimum(attempt[:n_pairs] + 4, size)]
-        if pos >= size or (first >= size).any() or (attempt >= size - 3).any() or (second >= size).any():
-            return None   # the buffer ran out: draw a longer one
-        used = int(attempt[-1]) + 4 if odd else int(starts[-1])
-
-        r2a = r2[attempt]
-        f = np.sqrt(-2.0 * np.array([math.log(v) for v in r2a.tolist()]) / r2a)   # libm's log, as numpy's C code
-        returned, kept = f * x2[attempt], f * x1[attempt]
+        attempt = self._next_attempt[self._clip(first + 1)]
+        second = next_topic[self._clip(attempt[:n_pairs] + 4)]
+        if head >= size or (first >= size).any() or (attempt >= size - 3).any() or (second >= size).any():
+            return None
+        r2 = self._r2[attempt]
+        logs = np.fromiter(map(math.log, r2.tolist()), dtype=np.float64, count=len(r2))   # libm, as numpy's C code
+        f = np.sqrt(-2.0 * logs / r2)
+        returned, kept = f * self._x2[attempt], f * self._x1[attempt]
         topic_words = np.empty(n, dtype=np.int64)
         gaussians = np.empty(n)
-        k = 0
+        k = int(uses_kept)
         if uses_kept:
-            topic_words[0], gaussians[0], k = next_topic[0], self._kept_gaussian, 1
+            topic_words[0], gaussians[0] = head, self._kept_gaussian
         topic_words[k:k + 2 * n_pairs:2], topic_words[k + 1:k + 2 * n_pairs:2] = first[:n_pairs], second
         gaussians[k:k + 2 * n_pairs:2], gaussians[k + 1:k + 2 * n_pairs:2] = returned[:n_pairs], kept[:n_pairs]
         if odd:
             topic_words[-1], gaussians[-1] = first[-1], returned[-1]
         self._kept_gaussian = float(kept[-1]) if odd else None
-        return words[topic_words] & 31, gaussians, used
+        self._pos = int(attempt[-1]) + 4 if odd else int(starts[-1])
+        return self._words[topic_words] & 31, gaussians
 
 
 class RecSim(BatchedSimulator):
