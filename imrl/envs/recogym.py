@@ -17,10 +17,10 @@ An episode is one user's timeline; a step is one bandit impression; the reward i
 click. A new user starts with organic sessions up to the first bandit state; one that
 leaves before any impression is skipped (the original returns done on its first step).
 
-Same ``random_seed``, one user: the same trajectory as the original (tests/test_recogym.py).
-The original draws everything from one ``np.random.RandomState(random_seed)`` (restarted
-after the product parameters); so do we, in the same order, with N users served in slot
-order at each stage of a step.
+Same ``random_seed`` (here: ``product_seed`` and the reset seed), one user: the same
+trajectory as the original (tests/test_recogym.py). The original draws everything from
+one ``np.random.RandomState(random_seed)`` (restarted after the product parameters); so
+do we, in the same order, with N users served in slot order at each stage of a step.
 
 Observation (float32, 2P): [product views in the organic sessions since the last
 impression (P) | product views of this user so far (P)]. Actions: "discrete" = the
@@ -55,14 +55,19 @@ def click_probability(x: np.ndarray) -> np.ndarray:
 
 
 class RecoGym(BatchedSimulator):
-    """N users of RecoGym v1; every slot shares the products drawn from the seed."""
+    """N users of RecoGym v1, all with the same products.
+
+    The products come from `product_seed` and the users from the seed given to reset, so
+    that a training and a test simulator (different seeds) share their products; the
+    original draws both from its one `random_seed`: product_seed=None (or equal to the
+    reset seed) reproduces it."""
 
     name = "recogym"
 
     def __init__(self, num_envs: int = 1, action_interface: str = "discrete", num_products: int = 10,
                  K: int = 5, sigma_omega_initial: float = 1.0, sigma_omega: float = 0.1,
                  sigma_mu_organic: float = 3.0, prob_organic_to_bandit: float = 0.25,
-                 prob_bandit_to_organic: float = 0.05, prob_leave: float = 0.01):
+                 prob_bandit_to_organic: float = 0.05, prob_leave: float = 0.01, product_seed: int | None = 0):
         if not (isinstance(num_products, (int, np.integer)) and num_products >= 1):
             raise ValueError(f"recogym: num_products must be a positive integer, got {num_products!r}")
         if not (isinstance(K, (int, np.integer)) and K >= 1):
@@ -73,9 +78,11 @@ class RecoGym(BatchedSimulator):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"recogym: {key} must be a probability, got {value!r}")
         self.num_products, self.K = int(num_products), int(K)
+        self.product_seed = product_seed
         self.sigma_omega_initial, self.sigma_omega, self.sigma_mu_organic = \
             sigma_omega_initial, sigma_omega, sigma_mu_organic
-        space = gym.spaces.Box(0.0, np.inf, (2 * self.num_products,), np.float32)
+        # View counts have no upper bound; the largest float32 stands in for infinity.
+        space = gym.spaces.Box(0.0, np.finfo(np.float32).max, (2 * self.num_products,), np.float32)
         super().__init__(num_envs, action_interface, space, self.num_products, gym.spaces.Discrete(num_products))
         # Transition matrix and its row CDFs, computed as the original computes them.
         transition = np.array([[0, prob_organic_to_bandit, prob_leave],
@@ -93,7 +100,7 @@ class RecoGym(BatchedSimulator):
         self.views_total = np.zeros((n, p))
 
     def _seed(self, seed: int) -> None:
-        products = np.random.RandomState(seed)
+        products = np.random.RandomState(seed if self.product_seed is None else self.product_seed)
         self.gamma = products.normal(size=(self.num_products, self.K))
         self.mu = products.normal(0, self.sigma_mu_organic, size=(self.num_products, 1))
         self._rng = np.random.RandomState(seed)   # the original restarts its stream for the users
@@ -151,7 +158,7 @@ class RecoGym(BatchedSimulator):
 
 
 def make(num_envs: int = 1, action_interface: str = "discrete", **params: Any) -> RecoGym:
-    """The registry's factory (params: num_products, K, sigma_*, prob_*)."""
+    """The registry's factory (params: num_products, K, sigma_*, prob_*, product_seed)."""
     return RecoGym(num_envs, action_interface, **params)
 
 

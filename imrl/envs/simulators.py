@@ -128,7 +128,7 @@ def check_actions(actions, space: gym.spaces.Space, num_envs: int, name: str, in
     if bad.any():
         where = np.argwhere(bad)[0]
         raise InvalidActionError(f"{name}: {interface} actions must be {kind}; "
-                                 f"user {where[0]} has {actions[tuple(where)]!r}")
+                                 f"user {where[0]} has {actions[tuple(where)].item()!r}")
     return actions
 
 
