@@ -11,7 +11,7 @@ import pytest
 
 from baselines.random import RandomAgent
 from imrl.api import OnlineAgent, RunContext
-from imrl.eval.online import TEST_SEED_OFFSET, make_simulator, run_simulator, test_ctr
+from imrl.eval.online import TEST_SEED_OFFSET, make_simulator, run_simulator, measure_ctr
 
 
 def reference(load: Callable):
@@ -63,7 +63,7 @@ def learned_and_random_ctr(simulator: str, agent_cls: type[OnlineAgent], *, epis
                               test_episodes=test_episodes, n_envs=n_envs, simulator_params=simulator_params)
     env = make_simulator(simulator, n_envs, agent_cls.action_interface, simulator_params)
     random = RandomAgent({}, ctx, env.single_observation_space, env.single_action_space, n_envs)
-    return result.metrics["ctr"], test_ctr(random, env, test_episodes, TEST_SEED_OFFSET + ctx.seed)
+    return result.metrics["ctr"], measure_ctr(random, env, test_episodes, TEST_SEED_OFFSET + ctx.seed)
 
 
 class LinearGreedyBandit(OnlineAgent):

@@ -55,7 +55,7 @@ def make_simulator(name: str, num_envs: int, action_interface: str, params: dict
     return registry.load_target(target)(num_envs, action_interface, **(params or {}))
 
 
-def test_ctr(agent: OnlineAgent, env: BatchedSimulator, n_episodes: int, seed: int) -> float:
+def measure_ctr(agent: OnlineAgent, env: BatchedSimulator, n_episodes: int, seed: int) -> float:
     """CTR of `agent` (explore=False) over `n_episodes` whole episodes of fresh users."""
     if n_episodes < 1:
         raise ValueError(f"test_episodes must be >= 1, got {n_episodes}")
@@ -85,7 +85,7 @@ def train_and_test(agent: OnlineAgent, train_env: BatchedSimulator, test_env: Ba
         raise ValueError("the training and test simulators must have the same number of users "
                          f"(the agent acts on batches of one size): {train_env.num_envs} != {test_env.num_envs}")
     test_seed = TEST_SEED_OFFSET + seed
-    curve = {"episode": [0], "ctr": [test_ctr(agent, test_env, test_episodes, test_seed)]}
+    curve = {"episode": [0], "ctr": [measure_ctr(agent, test_env, test_episodes, test_seed)]}
     ended = steps = clicks = impressions = 0
     next_test = test_every
     obs, _ = train_env.reset(seed=seed)
@@ -103,7 +103,7 @@ def train_and_test(agent: OnlineAgent, train_env: BatchedSimulator, test_env: Ba
             bar.update(min(newly, episodes - bar.n))
             if ended >= next_test or ended >= episodes:
                 curve["episode"].append(ended)
-                curve["ctr"].append(test_ctr(agent, test_env, test_episodes, test_seed))
+                curve["ctr"].append(measure_ctr(agent, test_env, test_episodes, test_seed))
                 next_test = (ended // test_every + 1) * test_every
     metrics = {"ctr": curve["ctr"][-1], "train_ctr": clicks / max(impressions, 1)}
     return OnlineResult(curve=curve, metrics=metrics, train_episodes=ended, train_steps=steps)
