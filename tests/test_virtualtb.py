@@ -64,6 +64,15 @@ def test_networks_have_the_upstream_layout_and_load_with_weights_only(weights_di
     assert set(WEIGHT_FILES) == set(UPSTREAM_LAYOUT)
 
 
+def test_split_first_layer_is_the_click_model(networks):
+    profile = torch.zeros(5, 88)
+    profile[:, :11] = 1.0
+    page, action = torch.arange(5.0), torch.rand(5, 27) * 2 - 1
+    whole = networks.click_model(torch.cat([profile, page[:, None], action], dim=1))
+    split = networks.click_logits(networks.click_user_term(profile), page, action)
+    assert torch.allclose(whole, split, atol=1e-5)
+
+
 def test_missing_damaged_or_wrong_weights_fail_clearly(tmp_path, weights_dir):
     with pytest.raises(FileNotFoundError) as missing:
         VirtualTB(1, weights_dir=tmp_path)
@@ -141,7 +150,7 @@ def test_invalid_actions_fail_clearly(networks):
 
 def test_a_bandit_learns_to_beat_random(networks):
     # Ten fixed weight vectors: with these networks the best gives about 1.3x the clicks of a random one.
-    learned, random = learned_and_random_ctr("virtualtb", EpsilonGreedyBandit, episodes=200, n_envs=64,
-                                             test_episodes=128,
+    learned, random = learned_and_random_ctr("virtualtb", EpsilonGreedyBandit, episodes=200, n_envs=32,
+                                             test_episodes=64,
                                              simulator_params={"networks": networks, "n_discrete_actions": 10})
     assert learned > 1.2 * random, (learned, random)

@@ -24,12 +24,12 @@ the leaving user's (upstream swaps in the next user first); the observation spac
 the one of the values returned (upstream declares int32 with c <= 29); actions outside
 [-1, 1] are rejected (upstream feeds them to the network).
 
-Every categorical draw is argmax(logits - log E), E ~ Exp(1) from the generator (the
-Gumbel-max trick), one noise tensor for all groups or heads of a network. torch's
-``multinomial(softmax(logits), 1)`` computes argmax(p / E) with the same draws, so with
-one user and the same seed the trajectory is upstream's (checked against the upstream
-code with the real weights: 3,000 steps, 375 episodes, identical; not in CI, which has
-neither).
+Every categorical draw is argmax(logits + G), G = -log(-log U) Gumbel noise with U
+uniform from the generator (the Gumbel-max trick: a draw from softmax(logits), as
+upstream's ``multinomial``), one noise tensor for all groups or heads of a network.
+Users do not depend on the agent, so they are generated ``USER_BATCH`` at a time. The
+random stream therefore differs from upstream's; the distributions are the same
+(SIMULATORS.md gives a comparison with the upstream code on the real weights).
 
 The weights are not redistributable (the repository has no licence); the workflow
 downloads them from the pinned commit and checks their sha256 (``WEIGHT_FILES``). The
@@ -97,6 +97,20 @@ class VirtualTBNetworks(nn.Module):
         self.click_model = mlp(PROFILE_DIM + 1 + ACTION_DIM, 128, 256, MAX_CLICKS + 1 + SECOND_RESPONSES)
         self.leave_model = mlp(PROFILE_DIM, 128, 256, MAX_PAGES + 1)
 
+    def click_user_term(self, profile: torch.Tensor) -> torch.Tensor:
+        """The profile's part of the click model's first layer, plus its bias (fixed for a
+        user's whole episode, so computed once)."""
+        first = self.click_model[0]
+        return profile @ first.weight[:, :PROFILE_DIM].T + first.bias
+
+    def click_logits(self, user_term: torch.Tensor, page: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """click_model([profile, page, action]), its first layer split as
+        W [profile; page; action] + b = (W_profile profile + b) + W_page page + W_action action."""
+        first = self.click_model[0]
+        hidden = torch.addmm(user_term + page[:, None] * first.weight[:, PROFILE_DIM],
+                             action, first.weight[:, PROFILE_DIM + 1:].T)
+        return self.click_model[1:](hidden)
+
     @classmethod
     def load(cls, weights_dir: str | Path = DEFAULT_WEIGHTS_DIR, verify_sha256: bool = True) -> "VirtualTBNetworks":
         weights_dir = Path(weights_dir)
@@ -154,6 +168,7 @@ class VirtualTB(BatchedSimulator):
     """N VirtualTB users. `networks` (already built) wins over `weights_dir`."""
 
     name = "virtualtb"
+    USER_BATCH = 256   # users generated at a time
 
     def __init__(self, num_envs: int = 1, action_interface: str = "continuous",
                  weights_dir: str | Path = DEFAULT_WEIGHTS_DIR, networks: VirtualTBNetworks | None = None,
@@ -167,6 +182,7 @@ class VirtualTB(BatchedSimulator):
         self.networks = networks.to(self.device).eval().requires_grad_(False)
         n = self.num_envs
         self.profile = torch.zeros((n, PROFILE_DIM), device=self.device)
+        self.user_term = torch.zeros((n, self.networks.click_model[0].out_features), device=self.device)
         self.leave_page = torch.zeros(n, dtype=torch.long, device=self.device)
         self.page = torch.zeros(n, dtype=torch.long, device=self.device)
         self.response = torch.zeros((n, 2), device=self.device)   # c and b of the last page
@@ -181,25 +197,37 @@ class VirtualTB(BatchedSimulator):
 
     def _seed(self, seed: int) -> None:
         self._generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._pool_profile = torch.zeros((0, PROFILE_DIM), device=self.device)
+        self._pool_leave = torch.zeros(0, dtype=torch.long, device=self.device)
 
     def _gumbel(self, shape: tuple[int, ...]) -> torch.Tensor:
-        return -torch.empty(shape, device=self.device).exponential_(generator=self._generator).log_()
+        """-log(-log U): argmax(logits + this) is a draw from softmax(logits)."""
+        return torch.rand(shape, generator=self._generator, device=self.device).log_().neg_().log_().neg_()
+
+    @torch.no_grad()
+    def _generate_users(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`n` new users: profiles and leave pages."""
+        logits = self.networks.user_generator(torch.rand((n, NOISE_DIM), generator=self._generator,
+                                                         device=self.device))
+        # One category per attribute group: argmax of logits + Gumbel noise within the group,
+        # all groups at once through a padded view.
+        noisy = torch.cat([logits + self._gumbel(logits.shape), torch.full((n, 1), -torch.inf, device=self.device)], 1)
+        profile = torch.zeros((n, PROFILE_DIM), device=self.device)
+        profile.scatter_(1, noisy[:, self._group_members].argmax(dim=2) + self._group_offsets, 1.0)
+        leave_logits = self.networks.leave_model(profile)
+        return profile, (leave_logits + self._gumbel(leave_logits.shape)).argmax(dim=1)
 
     @torch.no_grad()
     def _start(self, slots: np.ndarray) -> np.ndarray:
         n = len(slots)
-        logits = self.networks.user_generator(torch.rand((n, NOISE_DIM), generator=self._generator,
-                                                         device=self.device))
-        # One category per attribute group: argmax of logits + Gumbel noise within the group
-        # (a draw from the group's softmax), all groups at once through a padded view.
-        noisy = torch.cat([logits + self._gumbel(logits.shape), torch.full((n, 1), -torch.inf, device=self.device)], 1)
-        category = noisy[:, self._group_members].argmax(dim=2)
-        profile = torch.zeros((n, PROFILE_DIM), device=self.device)
-        profile.scatter_(1, category + self._group_offsets, 1.0)
-        leave_logits = self.networks.leave_model(profile)
+        if len(self._pool_leave) < n:   # users do not depend on the agent: make them in batches
+            profile, leave = self._generate_users(max(n, self.USER_BATCH))
+            self._pool_profile = torch.cat([self._pool_profile, profile])
+            self._pool_leave = torch.cat([self._pool_leave, leave])
         index = torch.as_tensor(slots, device=self.device)
-        self.profile[index] = profile
-        self.leave_page[index] = (leave_logits + self._gumbel(leave_logits.shape)).argmax(dim=1)
+        self.profile[index], self._pool_profile = self._pool_profile[:n], self._pool_profile[n:]
+        self.user_term[index] = self.networks.click_user_term(self.profile[index])
+        self.leave_page[index], self._pool_leave = self._pool_leave[:n], self._pool_leave[n:]
         self.page[index] = 0
         self.response[index] = 0.0
         return self._observe(index)
@@ -212,7 +240,7 @@ class VirtualTB(BatchedSimulator):
     def _step(self, actions: np.ndarray):
         weights = self.action_set[actions] if self.action_interface == "discrete" else actions
         weights = torch.as_tensor(weights, dtype=torch.float32, device=self.device)
-        out = self.networks.click_model(torch.cat([self.profile, self.page[:, None].float(), weights], dim=1))
+        out = self.networks.click_logits(self.user_term, self.page.float(), weights)
         out += self._gumbel(out.shape)   # then argmax within each head: draws from the two softmaxes
         clicks = out[:, :MAX_CLICKS + 1].argmax(dim=1)
         self.response = torch.stack([clicks, out[:, MAX_CLICKS + 1:].argmax(dim=1)], dim=1).float()
