@@ -22,6 +22,8 @@ Targets: >= 20x for RecSim and RecoGym, >= 40x for VirtualTB.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import statistics
 import sys
 import time
@@ -60,10 +62,15 @@ def compare(reference: Callable[[int], None], native: Callable[[int], None], use
     return best_reference, best_native, statistics.median(n / r for r, n in pairs)
 
 
-def recsim_steppers(users: int, rng: np.random.Generator):
-    with warnings.catch_warnings():
+def quietly_import_gym() -> None:
+    """The originals import gym 0.26, which prints a deprecation banner on stderr."""
+    with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from recsim.environments import interest_evolution
+        import gym  # noqa: F401
+
+
+def recsim_steppers(users: int, rng: np.random.Generator):
+    from recsim.environments import interest_evolution
     original = interest_evolution.create_environment({**RECSIM_CONFIG, "seed": 0})
     original.seed(0)
     original.reset()
@@ -130,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    quietly_import_gym()
     rng = np.random.default_rng(0)
     reference_recsim, native_recsim = recsim_steppers(args.users, rng)
     reference_recogym, native_recogym = recogym_steppers(args.users, rng)

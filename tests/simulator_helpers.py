@@ -11,7 +11,7 @@ import pytest
 
 from baselines.random import RandomAgent
 from imrl.api import OnlineAgent, RunContext
-from imrl.eval.online import TEST_SEED_OFFSET, make_simulator, run_simulator, measure_ctr
+from imrl.eval.online import TEST_SEED_OFFSET, make_simulator, measure_ctr, run_simulator
 
 
 def reference(load: Callable):

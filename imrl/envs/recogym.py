@@ -120,7 +120,7 @@ class RecoGym(BatchedSimulator):
         """Page views of the `users` in the organic state until each leaves it."""
         users = users[self.state[users] == ORGANIC]
         while users.size:
-            logits = np.ascontiguousarray((self.gamma @ np.ascontiguousarray(self.omega[users].T) + self.mu).T)
+            logits = self.omega[users] @ self.gamma.T + self.mu.T   # the original's Gamma omega + mu, per row
             self.logits[users] = logits   # omega only changes on the way into "organic": these are the bandit's too
             weights = np.exp(logits - logits.max(axis=1, keepdims=True))
             cdf = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)

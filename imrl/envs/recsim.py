@@ -53,6 +53,7 @@ QUALITY_STD = 0.1                  # called "quality_variance" in the original, 
 # Mean quality per topic: "trashy" topics -3..0, "nutritious" topics 0..3.
 QUALITY_MEANS = np.concatenate((np.linspace(-3.0, 0, int(NUM_TOPICS * 0.7)),
                                 np.linspace(0, 3.0, int(NUM_TOPICS * 0.3))))
+ONE_HOT_TOPICS = np.eye(NUM_TOPICS, dtype=np.float32)   # a document's features
 NO_CLICK_MASS = 1.0
 MIN_NORMALIZER = -1.0              # subtracted from every score so that they are >= 0
 USER_QUALITY_FACTOR = 0.0          # utility = 0 * expected utility + 1 * document quality
@@ -97,6 +98,7 @@ class DocumentStream:
 
     CHUNK = 1 << 16   # words drawn at a time (about 15,000 documents)
     JUMP_LEVELS = 4   # the chain is followed 2**4 = 16 pairs at a time
+    PAD = 8           # sentinel entries after the last word position
 
     def __init__(self, seed: int):
         _, key, pos, _, _ = np.random.RandomState(seed).get_state()   # the legacy seeding
@@ -114,30 +116,31 @@ class DocumentStream:
 
     def _scan(self) -> None:
         words, size = self._words, len(self._words)
-        position = np.arange(size + 1)
-        # next_topic[i]: first j >= i whose word is an accepted topic; size: none in the buffer.
-        self._next_topic = np.empty(size + 1, dtype=np.int64)
-        np.minimum.accumulate(np.where(words & 31 < NUM_TOPICS, position[:size], size)[::-1],
+        # Tables are indexed by word position 0..size + PAD - 1; the value `size` means "past
+        # the buffer" and stays so (the padding lets chained look-ups run without clipping).
+        position = np.arange(size)
+        # next_topic[i]: first j >= i whose word is an accepted topic.
+        self._next_topic = np.full(size + self.PAD, size)
+        np.minimum.accumulate(np.where(words & 31 < NUM_TOPICS, position, size)[::-1],
                               out=self._next_topic[size - 1::-1] if size else None)
-        self._next_topic[size] = size
-        # Attempt i reads words i..i+3: x1 from doubles[i], x2 from doubles[i + 2].
-        doubles = ((words[:-1] >> 5) * 67108864.0 + (words[1:] >> 6)) / 9007199254740992.0
-        self._x1, self._x2 = 2.0 * doubles[:-2] - 1.0, 2.0 * doubles[2:] - 1.0
-        self._r2 = self._x1 * self._x1 + self._x2 * self._x2
-        accepted = np.where((self._r2 < 1.0) & (self._r2 != 0.0), position[:max(size - 3, 0)], size)
+        # Attempt i reads words i..i+3: x1 = 2 doubles[i] - 1, x2 = 2 doubles[i + 2] - 1.
+        scaled = 2.0 * (((words[:-1] >> 5) * 67108864.0 + (words[1:] >> 6)) / 9007199254740992.0) - 1.0
+        self._x1, self._x2 = scaled[:-2], scaled[2:]
+        squares = scaled * scaled
+        self._r2 = squares[:-2] + squares[2:]
+        attempts = max(size - 3, 0)
+        accepted = np.where((self._r2 < 1.0) & (self._r2 > 0.0), position[:attempts], size)
         # next_attempt[i]: first accepted attempt at i, i + 4, i + 8, ...
-        self._next_attempt = np.full(size + 1, size)
+        self._next_attempt = np.full(size + self.PAD, size)
         for offset in range(4):
-            np.minimum.accumulate(accepted[offset::4][::-1], out=self._next_attempt[offset:size - 3:4][::-1])
+            np.minimum.accumulate(accepted[offset::4][::-1], out=self._next_attempt[offset:attempts:4][::-1])
         # The word after the pair [topic, attempt, topic] that starts at each position, then
-        # after 2, 4, 8 and 16 pairs (the last entry, size, stands for "past the buffer").
-        after = self._clip(self._next_topic[self._clip(self._next_attempt[self._clip(self._next_topic + 1)] + 4)] + 1)
+        # after 2, 4, 8 and 16 pairs.
+        after = self._next_topic[self._next_attempt[self._next_topic + 1] + 4] + 1
+        after[size:] = size
         self._after_pairs = [after]
         for _ in range(self.JUMP_LEVELS):
             self._after_pairs.append(self._after_pairs[-1][self._after_pairs[-1]])
-
-    def _clip(self, index: np.ndarray) -> np.ndarray:
-        return np.minimum(index, len(self._words))
 
     def sample(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Topics (int64) and qualities (float64) of the next `n` (>= 1) documents."""
@@ -151,22 +154,24 @@ class DocumentStream:
         blocks, jump = [pos], self._after_pairs[-1]
         for _ in range(-(-n_pairs // 2**self.JUMP_LEVELS)):
             blocks.append(jump[blocks[-1]])
-        starts = np.array(blocks)[:, None]
+        starts = np.array(blocks)
         for after in reversed(self._after_pairs[:-1]):   # fill in the pairs inside each jump
-            starts = np.stack([starts, after[starts]], axis=-1).reshape(len(blocks), -1)
-        return starts.ravel()[:n_pairs + 1]
+            inside = np.empty((len(starts), 2), dtype=np.int64)
+            inside[:, 0], inside[:, 1] = starts, after[starts]
+            starts = inside.ravel()
+        return starts[:n_pairs + 1]
 
     def _draw(self, n: int):
         size, next_topic = len(self._words), self._next_topic
         uses_kept = self._kept_gaussian is not None
         head = int(next_topic[self._pos])   # the topic of a first document taking the kept gaussian
-        pos = min(head + 1, size) if uses_kept else self._pos
+        pos = head + 1 if uses_kept else self._pos
         n_pairs, odd = divmod(n - uses_kept, 2)
         starts = self._pair_starts(pos, n_pairs)
         # Per pair: first topic word, polar attempt, second topic word; then the odd document.
         first = next_topic[starts][:n_pairs + odd]
-        attempt = self._next_attempt[self._clip(first + 1)]
-        second = next_topic[self._clip(attempt[:n_pairs] + 4)]
+        attempt = self._next_attempt[first + 1]
+        second = next_topic[attempt[:n_pairs] + 4]
         if head >= size or (first >= size).any() or (attempt >= size - 3).any() or (second >= size).any():
             return None
         r2 = self._r2[attempt]
@@ -228,9 +233,8 @@ class RecSim(BatchedSimulator):
 
     def _observe(self, slots: np.ndarray) -> np.ndarray:
         n = len(slots)
-        candidates = np.zeros((n, self.num_candidates, NUM_TOPICS), dtype=np.float32)
-        np.put_along_axis(candidates, self.topics[slots][..., None], 1.0, axis=2)
-        return np.concatenate([self.interests[slots].astype(np.float32), candidates.reshape(n, -1),
+        candidates = ONE_HOT_TOPICS[self.topics[slots]].reshape(n, -1)
+        return np.concatenate([self.interests[slots].astype(np.float32), candidates,
                                self.response[slots].reshape(n, -1).astype(np.float32)], axis=1)
 
     def _step(self, actions: np.ndarray):
