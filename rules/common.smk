@@ -1,5 +1,6 @@
 # Validation of the config, the grid of runs, and input functions. No science here:
 # every stage is `python -m imrl <stage>`.
+import glob
 import json
 import re
 import sys
@@ -30,6 +31,9 @@ if NOT_AVAILABLE:
 DATASETS = [d for d in config["datasets"] if registry.DATASETS[d] is not None]
 OFFLINE_METHODS = [m for m in config["methods"]
                    if registry.METHODS[m].available and registry.OFFLINE in registry.METHODS[m].settings]
+SIMULATORS = [s for s in config["simulators"] if registry.SIMULATORS[s] is not None]
+ONLINE_METHODS = [m for m in config["methods"]
+                  if registry.METHODS[m].available and registry.ONLINE in registry.METHODS[m].settings]
 
 
 wildcard_constraints:
@@ -41,6 +45,25 @@ wildcard_constraints:
 def offline_runs():
     return expand("results/runs/{dataset}/{method}/seed{seed}.json",
                   dataset=DATASETS, method=OFFLINE_METHODS, seed=SEEDS)
+
+
+def online_runs():
+    """Runs on the simulators that are available (none until a simulator lands)."""
+    return expand("results/runs/{simulator}/{method}/seed{seed}.json",
+                  simulator=SIMULATORS, method=ONLINE_METHODS, seed=SEEDS)
+
+
+def report_inputs():
+    """Everything the reports are made from: the runs, the paper's transcribed numbers,
+    the leaderboard submissions and the report code (a change to any reruns them)."""
+    code = [str(registry.PROJECT_ROOT / path) for path in registry.source_files("imrl.report.build")]
+    return {
+        "runs": offline_runs() + online_runs(),
+        # The project's copy: a run in another --directory has no results/reported of its own.
+        "reported": str(registry.PROJECT_ROOT / "results/reported/imrl-paper-table2.csv"),
+        "submissions": sorted(glob.glob("results/submissions/**/*.json", recursive=True)),
+        "code": code + [str(registry.PROJECT_ROOT / "imrl/report/leaderboard_page.html")],
+    }
 
 
 def method_sources(wildcards):
@@ -68,6 +91,8 @@ def report_config():
         "name": config["name"],
         "datasets": DATASETS,
         "methods": OFFLINE_METHODS,
+        "simulators": SIMULATORS,
+        "online_methods": ONLINE_METHODS,
         "table_k": config["evaluation"]["table_k"],
         "not_available": NOT_AVAILABLE,
     }, sort_keys=True)

@@ -18,4 +18,6 @@ rule train_offline:
         "logs/train/{dataset}/{method}/seed{seed}.log",
     shell:
         "{PYTHON} -m imrl run --dataset {wildcards.dataset} --method {wildcards.method} --seed {wildcards.seed}"
-        " --split data/processed/{wildcards.dataset}/split --job {params.job:q} --out {output} > {log} 2>&1"
+        " --split data/processed/{wildcards.dataset}/split --job {params.job:q} --out {output}"
+        " --checkpoints results/checkpoints/{wildcards.dataset}/{wildcards.method}/seed{wildcards.seed}"
+        " > {log} 2>&1"

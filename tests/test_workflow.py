@@ -4,6 +4,7 @@ splits, runs and Table II, including a method that fails."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +18,14 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "
              "--workflow-profile", "none"]
 
 
-def tiny_config(tmp_path: Path, methods: dict) -> Path:
+TINY_SYNTHETIC = {"n_users": 150, "n_items": 120, "n_clusters": 6, "min_length": 12, "max_length": 20}
+
+
+def tiny_config(tmp_path: Path, methods: dict, seeds=(0, 1), generator=None) -> Path:
     config = {
         "name": "tiny",
-        "seeds": [0, 1],
-        "datasets": {"synthetic": {"params": {"n_users": 150, "n_items": 120, "n_clusters": 6,
-                                              "min_length": 12, "max_length": 20},
+        "seeds": list(seeds),
+        "datasets": {"synthetic": {"params": {**TINY_SYNTHETIC, **(generator or {})},
                                    "preprocess": SMALL_PREPROCESS}},
         "methods": methods,
         "evaluation": {"ks": [5, 20], "table_k": 20},
@@ -69,6 +72,29 @@ def test_failed_method_is_recorded_and_shown(workflow_run):
     assert "bogus" in record["error"]["message"]
     table = (tmp_path / "reports/table2.md").read_text()
     assert "failed" in table
+
+
+def test_reports_figures_leaderboard_and_snakemake_report(workflow_run):
+    tmp_path, config, _ = workflow_run
+    for name in ("table2_vs_paper.md", "figure2.png", "figure2.pdf", "figure3.png", "figure3.pdf", "leaderboard.html"):
+        assert (tmp_path / "reports" / name).stat().st_size > 0, name
+    assert (tmp_path / "results/leaderboard.csv").stat().st_size > 0
+    # A new leaderboard submission reruns the report rule (and only it).
+    submission = json.loads((tmp_path / "results/runs/synthetic/markov/seed0.json").read_text())
+    submission["method"] = "their-method"
+    (tmp_path / "results/submissions").mkdir(exist_ok=True)
+    (tmp_path / "results/submissions/theirs.json").write_text(json.dumps(submission))
+    dry = snakemake(tmp_path, config, "-n")
+    assert "rule report" in dry.stdout and "train_offline" not in dry.stdout
+    assert snakemake(tmp_path, config).returncode == 0
+    assert "their-method" in (tmp_path / "results/leaderboard.csv").read_text()
+    # snakemake --report: one offline HTML file with the tables, figures and their captions.
+    result = snakemake(tmp_path, config, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text()
+    for caption in ("Table II: top-K recommendation", "Figure 2: test CTR", "Figure 3: ablation study", "Leaderboard: one tab"):
+        assert caption in html, caption
+    assert not re.search(r"""<(script|img|link)[^>]+(src|href)=["']https?:""", html)   # nothing fetched
 
 
 def test_rerun_is_a_no_op_and_a_config_change_reruns(workflow_run):

@@ -219,12 +219,12 @@ def build_split(data: Interactions, cfg: dict[str, Any], name: str) -> Split:
     core = kcore(positives, cfg["kcore"])
     record("kcore", positives, core)
     parts = chronological_split(core, cfg["valid_frac"], cfg["test_frac"], cfg["min_interactions"])
-    record("min_interactions", core, pd.concat(parts[:3], ignore_index=True))
+    kept = pd.concat(parts[:3], ignore_index=True)
+    record("min_interactions", core, kept)
 
     # Reindex the three parts together (rows keep their order), then cut them apart again.
-    sizes = [len(part) for part in parts[:3]]
-    combined = reindex(replace(data, table=pd.concat(parts[:3], ignore_index=True)))
-    bounds = np.cumsum([0, *sizes])
+    combined = reindex(replace(data, table=kept))
+    bounds = np.cumsum([0, *(len(part) for part in parts[:3])])
     split_parts = {part: take(combined.table, np.arange(bounds[j], bounds[j + 1])) for j, part in enumerate(PARTS)}
     config = {"preprocess": cfg, "source": data.source, "input": table_counts(data.table), "dropped": steps}
     split = Split(name=name, n_users=combined.n_users, n_items=combined.n_items, **split_parts,

@@ -8,6 +8,7 @@ failure. The file appears atomically; the schema is checked before it is written
 from __future__ import annotations
 
 import random
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -45,7 +46,9 @@ def run_offline(dataset: str, method: str, seed: int, split_dir: Path, job: dict
 
     `job` is the resolved configuration of this run: {"method": params, "dataset":
     dataset config, "evaluation": evaluation config, "budget": ...}; its hash goes into
-    the provenance."""
+    the provenance. A method that checkpoints writes into `checkpoint_dir` and resumes
+    from it when a killed run is started again; the directory is removed once the
+    record is written."""
     started, t0 = provenance.now(), time.perf_counter()
     spec = registry.method(method)
     record: dict[str, Any] = {
@@ -54,6 +57,7 @@ def run_offline(dataset: str, method: str, seed: int, split_dir: Path, job: dict
         "config": job,
     }
     device = "cpu"
+    resumed = checkpoint_dir is not None and any(Path(checkpoint_dir).glob("*"))
     try:
         cls = spec.load()
         with gpu_slot(wanted=spec.gpu) as slot:
@@ -76,7 +80,9 @@ def run_offline(dataset: str, method: str, seed: int, split_dir: Path, job: dict
         record.update(status="failed", metrics={}, n_users={}, error={
             "type": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()})
     record["provenance"] = provenance.collect(config_hash({"dataset": dataset, "method": method, **job}), device,
-                                              started, time.perf_counter() - t0)
+                                              started, time.perf_counter() - t0, resumed)
     validate_run(record, str(out))
     atomic_write_json(out, record)
+    if checkpoint_dir is not None and record["status"] == "ok":
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
