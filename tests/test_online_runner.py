@@ -13,6 +13,7 @@ import pytest
 from imrl import registry
 from imrl.api import OnlineAgent, RunContext
 from imrl.envs.simulators import BatchedSimulator
+from imrl.envs.virtualtb import VirtualTBNetworks
 from imrl.eval.online import make_simulator, measure_ctr, run_simulator, train_and_test
 from simulator_helpers import LinearGreedyBandit
 
@@ -126,6 +127,20 @@ def test_runs_repeat_for_a_seed_and_the_curve_fits_the_results_schema():
     schema = json.loads((registry.PROJECT_ROOT / "imrl/schemas/run.schema.json").read_text())
     jsonschema.validate(json.loads(json.dumps(first.curve)), schema["properties"]["curve"])
     assert set(first.metrics) == {"ctr", "train_ctr"} and 0 <= first.metrics["train_ctr"] <= 1
+
+
+@pytest.mark.parametrize("name", sorted(registry.SIMULATORS))
+@pytest.mark.parametrize("interface", ["continuous", "discrete"])
+def test_every_registered_simulator_builds_for_both_interfaces(name, interface):
+    params = {"networks": VirtualTBNetworks(), "verify_sha256": False} if name == "virtualtb" else {}
+    env = make_simulator(name, 3, interface, params)
+    assert isinstance(env, BatchedSimulator) and env.action_interface == interface
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (3, *env.single_observation_space.shape)
+    env.action_space.seed(0)
+    obs, rewards, terminated, truncated, infos = env.step(env.action_space.sample())
+    assert obs in env.observation_space and infos["final_obs"] in env.observation_space
+    assert ((0 <= infos["clicks"]) & (infos["clicks"] <= infos["impressions"])).all()
 
 
 def test_unknown_or_unavailable_simulators_fail_clearly(monkeypatch):
