@@ -92,9 +92,9 @@ class DocumentStream:
     words each, so 4 words an attempt), repeated until 0 < r2 < 1; one attempt makes two
     gaussians, f*x2 is returned and f*x1 kept for the next call. So documents come in
     pairs, [topic, attempt, topic (with the kept gaussian)]. For every word position of a
-    buffer of words, array scans find the next topic word, the next accepted attempt and
-    so where the pair starting there ends; following the chain is then one list look-up
-    per pair of documents."""
+    buffer of words, array scans find the next topic word, the next accepted attempt, so
+    where the pair starting there ends, and by composition where 16 pairs end; following
+    the chain then takes one look-up per 16 pairs, and array gathers fill in the rest."""
 
     CHUNK = 1 << 16   # words drawn at a time (about 15,000 documents)
     JUMP_LEVELS = 4   # the chain is followed 2**4 = 16 pairs at a time
