@@ -88,9 +88,9 @@ DATASETS: dict[str, str | None] = {
 
 #: Online simulators: name -> environment factory ("module:function"), None = not yet.
 SIMULATORS: dict[str, str | None] = {
-    "recsim": None,
-    "recogym": None,
-    "virtualtb": None,
+    "recsim": "imrl.envs.recsim:make",
+    "recogym": "imrl.envs.recogym:make",
+    "virtualtb": "imrl.envs.virtualtb:make",
 }
 
 
