@@ -86,13 +86,25 @@ def cmd_split(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from imrl.runs.run import run_offline
 
-    record = run_offline(args.dataset, args.method, args.seed, args.split, args.job, args.out,
-                         progress=args.progress, checkpoint_dir=args.checkpoints)
+    _report_run(run_offline(args.dataset, args.method, args.seed, args.split, args.job, args.out,
+                            progress=args.progress, checkpoint_dir=args.checkpoints))
+
+
+def _report_run(record: dict) -> None:
+    """Into the job's log: the metrics, or the error of a failed run (whose record says so)."""
     if record["status"] != "ok":
-        print(f"run FAILED ({args.dataset}, {args.method}, seed {args.seed}): {record['error']['type']}: "
-              f"{record['error']['message']}\n{record['error']['traceback']}", file=sys.stderr)
+        print(f"run FAILED ({record['dataset']}, {record['method']}, seed {record['seed']}): "
+              f"{record['error']['type']}: {record['error']['message']}\n{record['error']['traceback']}",
+              file=sys.stderr)
     else:
         print(json.dumps(record["metrics"], indent=2))
+
+
+def cmd_run_online(args: argparse.Namespace) -> None:
+    from imrl.runs.run import run_online
+
+    _report_run(run_online(args.simulator, args.method, args.seed, args.job, args.out,
+                           progress=args.progress, checkpoint_dir=args.checkpoints))
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -171,6 +183,17 @@ def parser() -> argparse.ArgumentParser:
                    help="checkpoint directory: a killed run started again resumes from it")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("run-online", help="train one method on one simulator with one seed (CTR curve)")
+    p.add_argument("--simulator", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--job", type=_json, required=True, help="resolved run configuration (JSON)")
+    p.add_argument("--out", type=Path, required=True, help="results JSON path")
+    p.add_argument("--checkpoints", type=Path, default=None,
+                   help="checkpoint directory: a killed run started again resumes from it")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.set_defaults(func=cmd_run_online)
 
     p = sub.add_parser("report", help="tables and figures from results/ alone")
     p.add_argument("--results", type=Path, required=True, help="results/runs directory")

@@ -4,20 +4,36 @@ import glob
 import json
 import re
 import sys
+from pathlib import Path
 
 from imrl import config as imrl_config
 from imrl import registry
+from imrl.data.sources import VIRTUALTB
 
 imrl_config.validate(config, ", ".join(map(str, workflow.configfiles)) or "--config")
 PYTHON = sys.executable
 SEEDS = config["seeds"]
 
 
+VIRTUALTB_WEIGHTS = [f"data/raw/virtualtb/{f.name}" for f in VIRTUALTB.variant().files]
+
+
+def _virtualtb_left_out():
+    """VirtualTB needs three downloaded weight files. With `download: false` (the
+    offline default) and the files absent, it is left out and the reports say why."""
+    settings = config["simulators"].get("virtualtb")
+    if settings is None or settings["download"] or all(Path(f).exists() for f in VIRTUALTB_WEIGHTS):
+        return []
+    return [f"simulator virtualtb (its weights are not in data/raw/virtualtb and download is false: "
+            f"set simulators.virtualtb.download: true, or place {', '.join(Path(f).name for f in VIRTUALTB_WEIGHTS)} "
+            f"there by hand; see SIMULATORS.md)"]
+
+
 def _not_available():
     missing = [f"method {m}" for m in config["methods"] if not registry.METHODS[m].available]
     missing += [f"dataset {d}" for d in config["datasets"] if registry.DATASETS[d] is None]
     missing += [f"simulator {s}" for s in config["simulators"] if registry.SIMULATORS[s] is None]
-    return missing
+    return missing + _virtualtb_left_out()
 
 
 NOT_AVAILABLE = _not_available()
@@ -31,13 +47,15 @@ if NOT_AVAILABLE:
 DATASETS = [d for d in config["datasets"] if registry.DATASETS[d] is not None]
 OFFLINE_METHODS = [m for m in config["methods"]
                    if registry.METHODS[m].available and registry.OFFLINE in registry.METHODS[m].settings]
-SIMULATORS = [s for s in config["simulators"] if registry.SIMULATORS[s] is not None]
+SIMULATORS = [s for s in config["simulators"] if registry.SIMULATORS[s] is not None
+              and not (s == "virtualtb" and _virtualtb_left_out())]
 ONLINE_METHODS = [m for m in config["methods"]
                   if registry.METHODS[m].available and registry.ONLINE in registry.METHODS[m].settings]
 
 
 wildcard_constraints:
     dataset="|".join(map(re.escape, registry.DATASETS)),
+    simulator="|".join(map(re.escape, registry.SIMULATORS)),
     method="|".join(map(re.escape, registry.METHODS)),
     seed=r"\d+",
 
@@ -66,11 +84,25 @@ def report_inputs():
     }
 
 
-def method_sources(wildcards):
-    """Code the run depends on: a change to any of it reruns the run."""
-    spec = registry.method(wildcards.method)
-    files = set(registry.source_files("imrl.runs.run")) | set(registry.source_files(spec.module))
+def _run_sources(method, setting):
+    """Code a run depends on: a change to any of it reruns the run."""
+    spec = registry.method(method)
+    target = spec.online_target if setting == registry.ONLINE and spec.online_target else spec.target
+    files = set(registry.source_files("imrl.runs.run")) | set(registry.source_files(target.split(":")[0]))
     return sorted(str(registry.PROJECT_ROOT / path) for path in files)
+
+
+def offline_sources(wildcards):
+    return _run_sources(wildcards.method, registry.OFFLINE)
+
+
+def online_sources(wildcards):
+    return _run_sources(wildcards.method, registry.ONLINE)
+
+
+def simulator_inputs(wildcards):
+    """VirtualTB's weights, verified (downloaded by the datasets rules when absent)."""
+    return [f + ".verified.json" for f in VIRTUALTB_WEIGHTS] if wildcards.simulator == "virtualtb" else []
 
 
 def offline_job(wildcards):
@@ -81,6 +113,16 @@ def offline_job(wildcards):
         "dataset": dataset,
         "budget": dataset.get("budget", {}),
         "evaluation": config["evaluation"],
+    }, sort_keys=True)
+
+
+def online_job(wildcards):
+    """The resolved configuration of one simulator run (recorded in its results JSON)."""
+    simulator = config["simulators"][wildcards.simulator]
+    return json.dumps({
+        "method": config["methods"][wildcards.method],
+        "simulator": simulator,
+        "budget": simulator.get("budget", {}),
     }, sort_keys=True)
 
 
