@@ -38,7 +38,7 @@ def _not_available():
 
 NOT_AVAILABLE = _not_available()
 if NOT_AVAILABLE:
-    message = ("NOT AVAILABLE YET (named by the config, implementation not landed; left out of this run "
+    message = ("NOT AVAILABLE (named by the config, but not implemented yet or missing its input; left out of this run "
                "and listed in the reports): " + ", ".join(NOT_AVAILABLE))
     if config["strict"]:
         raise WorkflowError(message + " (strict: true)")

@@ -115,7 +115,7 @@ def test_paper_dry_run_reports_what_is_not_available():
     result = subprocess.run([*SNAKEMAKE, "-n", "--configfile", str(REPO_ROOT / "config/paper.yaml")],
                             capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "NOT AVAILABLE YET" in result.stderr
+    assert "NOT AVAILABLE" in result.stderr
 
 
 def test_invalid_config_fails_naming_the_key(tmp_path):

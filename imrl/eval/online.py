@@ -17,7 +17,9 @@ a test every 10 episodes):
 - CTR = total clicks / total impressions pooled over a test's episodes, with clicks and
   impressions as each simulator reports them (SIMULATORS.md, "CTR").
 
-Results: ``curve`` = {"episode": training episodes ended at each test, "ctr": test CTR};
+Results: ``curve`` = {"episode": the multiple of ``test_every`` each test crossed (the
+last test: ``episodes``), "ctr": test CTR} (with N users in parallel, several episodes
+can end in one step: the label keeps the curves of different seeds on one x grid);
 ``metrics`` = {"ctr": the last test's CTR, "train_ctr": CTR pooled over training}.
 """
 
@@ -102,7 +104,9 @@ def train_and_test(agent: OnlineAgent, train_env: BatchedSimulator, test_env: Ba
             ended += newly
             bar.update(min(newly, episodes - bar.n))
             if ended >= next_test or ended >= episodes:
-                curve["episode"].append(ended)
+                # Label the test with the multiple of test_every it crossed (or the last
+                # episode), so that curves of different seeds share their x values.
+                curve["episode"].append(episodes if ended >= episodes else ended // test_every * test_every)
                 curve["ctr"].append(measure_ctr(agent, test_env, test_episodes, test_seed))
                 next_test = (ended // test_every + 1) * test_every
     metrics = {"ctr": curve["ctr"][-1], "train_ctr": clicks / max(impressions, 1)}

@@ -251,7 +251,7 @@ def legend(table: Table2) -> list[str]:
     if ((cells["n_ok"] == 0) & (cells["n_failed"] == 0)).any():
         lines.append("–: no run.")
     if table.not_available:
-        lines.append("Named by the configuration but not available yet (no implementation has landed), "
+        lines.append("Named by the configuration but not available in this run (not implemented yet, or missing input), "
                      "so not run: " + ", ".join(table.not_available) + ".")
     if table.notes:
         lines.append("[i]: the runs that failed there, listed below; they are in no mean. "
