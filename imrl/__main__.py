@@ -122,6 +122,17 @@ def cmd_check_config(args: argparse.Namespace) -> None:
     print(f"{args.config}: valid")
 
 
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    """What both kinds of run take."""
+    p.add_argument("--method", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--job", type=_json, required=True, help="resolved run configuration (JSON)")
+    p.add_argument("--out", type=Path, required=True, help="results JSON path")
+    p.add_argument("--checkpoints", type=Path, default=None,
+                   help="checkpoint directory: a killed run started again resumes from it")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m imrl", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -174,25 +185,13 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train and evaluate one method on one split with one seed")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--method", required=True)
-    p.add_argument("--seed", type=int, required=True)
     p.add_argument("--split", type=Path, required=True)
-    p.add_argument("--job", type=_json, required=True, help="resolved run configuration (JSON)")
-    p.add_argument("--out", type=Path, required=True, help="results JSON path")
-    p.add_argument("--checkpoints", type=Path, default=None,
-                   help="checkpoint directory: a killed run started again resumes from it")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    _run_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("run-online", help="train one method on one simulator with one seed (CTR curve)")
     p.add_argument("--simulator", required=True)
-    p.add_argument("--method", required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--job", type=_json, required=True, help="resolved run configuration (JSON)")
-    p.add_argument("--out", type=Path, required=True, help="results JSON path")
-    p.add_argument("--checkpoints", type=Path, default=None,
-                   help="checkpoint directory: a killed run started again resumes from it")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    _run_arguments(p)
     p.set_defaults(func=cmd_run_online)
 
     p = sub.add_parser("report", help="tables and figures from results/ alone")
