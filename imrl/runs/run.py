@@ -59,7 +59,7 @@ def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any]
         "status": "ok", "error": None, "metrics": {}, "n_users": {}, "curve": None, "substitutes": [],
         "config": job,
     }
-    device = "cpu"
+    device, slot = "cpu", None
     resumed = checkpoint_dir is not None and any(Path(checkpoint_dir).glob("*"))
     try:
         cls = spec.load(setting)
@@ -73,7 +73,7 @@ def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any]
         record.update(status="failed", metrics={}, n_users={}, curve=None, error={
             "type": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()})
     record["provenance"] = provenance.collect(config_hash({"dataset": dataset, "method": method, **job}), device,
-                                              started, time.perf_counter() - t0, resumed)
+                                              started, time.perf_counter() - t0, resumed, slot)
     validate_run(record, str(out))
     atomic_write_json(out, record)
     if checkpoint_dir is not None and record["status"] == "ok":
