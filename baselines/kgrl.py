@@ -66,7 +66,8 @@ DEFAULTS: dict[str, Any] = {
 def to_torch_sparse(matrix: sp.spmatrix, device: torch.device) -> Tensor:
     coo = matrix.tocoo()
     index = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(index, torch.from_numpy(coo.data.astype(np.float32)), coo.shape).coalesce().to(device)
+    return torch.sparse_coo_tensor(index, torch.from_numpy(coo.data.astype(np.float32)), coo.shape,
+                                   check_invariants=True).coalesce().to(device)
 
 
 class LocalKnowledge:

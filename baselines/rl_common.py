@@ -312,8 +312,35 @@ def discrete_action_shape(space: gym.Space) -> tuple[int, int]:
     raise ValueError(f"the RL baselines need a Discrete(n) or MultiDiscrete([n] * k) action space; got {space}")
 
 
-ONLINE_STATE_NOTE = ("online: the state is the simulator's observation, the same for every method (as the IMRL "
-                     "paper did); item windows are empty; a slate's reward is shared equally by its slots")
+ONLINE_STATE_NOTE = ("online: the state is the simulator's observation (standardised by running statistics), the "
+                     "same for every method as in the IMRL paper; item windows are empty; a slate's reward is "
+                     "shared equally by its slots")
+
+
+class RunningStandardiser:
+    """x -> (x - mean) / std with the mean and variance of every observation seen in
+    training (batched Welford updates), clipped to [-10, 10], as gymnasium's
+    NormalizeObservation does; simulators' observations mix counts, one-hots and scores."""
+
+    def __init__(self, dim: int, device: torch.device):
+        self.count = 0
+        self.mean = torch.zeros(dim, dtype=torch.float64, device=device)
+        self.m2 = torch.zeros(dim, dtype=torch.float64, device=device)
+
+    def update(self, batch: Tensor) -> None:
+        batch = batch.double()
+        n, batch_mean = len(batch), batch.mean(0)
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.mean += delta * n / total
+        self.m2 += ((batch - batch_mean) ** 2).sum(0) + delta ** 2 * self.count * n / total
+        self.count = total
+
+    def __call__(self, batch: Tensor) -> Tensor:
+        if self.count < 2:
+            return batch
+        std = (self.m2 / (self.count - 1)).sqrt().clamp(min=1e-4)
+        return ((batch.double() - self.mean) / std).clamp(-10.0, 10.0).float()
 
 
 class RLOnlineAgent(OnlineAgent, ABC):
@@ -333,8 +360,9 @@ class RLOnlineAgent(OnlineAgent, ABC):
         seed_torch(ctx)
         self.n_items, self.slate_size = discrete_action_shape(action_space)
         self.feature_dim = int(np.prod(observation_space.shape))
-        self.empty_window = torch.full((1, self.budget["history_len"]), self.n_items, dtype=torch.int64,
-                                       device=ctx.device)
+        # Item windows stay empty online (module docstring): one pad slot is all they need.
+        self.empty_window = torch.full((1, 1), self.n_items, dtype=torch.int64, device=ctx.device)
+        self.standardise = RunningStandardiser(self.feature_dim, ctx.device)
         self.learner = self.make_learner()
         self.substitutes = [ONLINE_STATE_NOTE, *self.online_removals]
 
@@ -343,10 +371,12 @@ class RLOnlineAgent(OnlineAgent, ABC):
         """The method's learner over ``self.n_items`` items, slates of ``self.slate_size``,
         ``self.feature_dim`` features."""
 
+    def _observations(self, obs: np.ndarray) -> Tensor:
+        return torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.ctx.device).reshape(len(obs), -1)
+
     def _context(self, obs: np.ndarray) -> Context:
-        features = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.ctx.device).reshape(len(obs), -1)
         window = self.empty_window.expand(len(obs), -1)
-        return Context(window, window, features)
+        return Context(window, window, self.standardise(self._observations(obs)))
 
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
         slate = self.learner.act(self._context(obs), None, explore).cpu().numpy()
@@ -356,6 +386,7 @@ class RLOnlineAgent(OnlineAgent, ABC):
         device, k = self.ctx.device, self.slate_size
         slate = torch.as_tensor(np.asarray(actions, dtype=np.int64).reshape(len(obs), k), device=device)
         slot_rewards = torch.as_tensor(np.asarray(rewards, dtype=np.float32) / k, device=device)[:, None].expand(-1, k)
+        self.standardise.update(self._observations(obs))
         self.learner.observe(self._context(obs), slate, slot_rewards, self._context(next_obs),
                              torch.as_tensor(np.asarray(terminated), device=device),
                              torch.as_tensor(np.asarray(truncated), device=device))
