@@ -38,11 +38,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from baselines.rl_common import (Context, Learner, OfflineData, ReplayBuffer, RLOnlineAgent, epsilon_greedy_slate,
-                                 exclude,
-                                 rl_budget, seed_torch, train_offline)
+from baselines.rl_common import (Context, Learner, ReplayBuffer, RLOfflineMethod, RLOnlineAgent, epsilon_greedy_slate,
+                                 exclude)
 from baselines.side_info import item_categories
-from imrl.api import OfflineMethod
 from imrl.data.split import Split
 
 DEFAULTS: dict[str, Any] = {
@@ -76,10 +74,12 @@ class DEERSNetwork(nn.Module):
                                           nn.Linear(hidden, dim))
         self.action_items = nn.Embedding(n_items, dim)                     # w_a
         self.action_bias = nn.Parameter(torch.zeros(n_items))              # b_a
-        if item_vectors is not None:   # start from the environment's item embeddings
-            with torch.no_grad():
+        with torch.no_grad():
+            if item_vectors is not None:   # start from the environment's item embeddings
                 self.items.weight[:n_items] = item_vectors
                 self.action_items.weight.copy_(item_vectors)
+            else:   # Q(s, a) starts near 0 for every a: rewards are small (a CTR of 1% on RecoGym)
+                self.action_items.weight.mul_(0.01)
 
     def encode_positive(self, history: Tensor) -> Tensor:
         return self.positive_gru(self.items(history))[1][0]   # h+: last hidden state
@@ -175,26 +175,20 @@ class DEERSLearner(Learner):
         return self.q(context)
 
 
-class DEERS(OfflineMethod):
+class DEERS(RLOfflineMethod):
     """DEERS trained on the offline environment; ranks items by Q(s, a) with s built from
     the user's history (skipped window empty: logs record no skips)."""
 
     defaults = DEFAULTS
 
-    def fit(self, split: Split) -> None:
-        budget = rl_budget(self.ctx)
-        seed_torch(self.ctx)
-        self.data = OfflineData(split, budget, self.ctx)
-        categories, notes = item_categories(split, self.data.item_vectors.cpu().numpy(),
-                                            self.params["n_pseudo_categories"], self.ctx.seed)
+    def make_learner(self, split: Split) -> Learner:
+        data = self.data
+        categories, notes = item_categories(split, data.item_vectors.cpu().numpy(), self.params["n_pseudo_categories"],
+                                            self.ctx.seed)
         self.substitutes = [f"DEERS competitor items: {note}" for note in notes]
-        self.learner = DEERSLearner(split.n_items, budget["slate_size"], self.data.feature_dim, budget["embedding_dim"],
-                                    self.params, self.ctx.device, self.data.item_vectors,
-                                    torch.from_numpy(categories).to(self.ctx.device))
-        self.training = train_offline(self.learner, self.data, budget, self.ctx.seed)
-
-    def score(self, users: torch.Tensor, phase: str) -> torch.Tensor:
-        return self.learner.scores(self.data.history_context(users, phase))
+        return DEERSLearner(split.n_items, self.budget["slate_size"], data.feature_dim, self.budget["embedding_dim"],
+                            self.params, self.ctx.device, data.item_vectors,
+                            torch.from_numpy(categories).to(self.ctx.device))
 
 
 class DEERSAgent(RLOnlineAgent):

@@ -41,10 +41,8 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from baselines.rl_common import (Context, Learner, OfflineData, ReplayBuffer, RLOnlineAgent, masked, rl_budget,
-                                 seed_torch, train_offline)
+from baselines.rl_common import Context, Learner, ReplayBuffer, RLOfflineMethod, RLOnlineAgent, masked
 from baselines.side_info import KnowledgeGraph, build_knowledge_graph, item_categories, pseudo_kg_note
-from imrl.api import OfflineMethod
 from imrl.data.split import Split
 
 DEFAULTS: dict[str, Any] = {
@@ -215,23 +213,19 @@ class KGRLLearner(Learner):
         return self.ranking(context, self.net.actor(self.net.state(context, items)), items)
 
 
-class KGRL(OfflineMethod):
+class KGRL(RLOfflineMethod):
     """KGRL trained on the offline environment over the pseudo-KG; ranks items by
     <mu(s), e_i> with the local-knowledge candidates first."""
 
     defaults = DEFAULTS
 
-    def fit(self, split: Split) -> None:
-        budget = rl_budget(self.ctx)
-        seed_torch(self.ctx)
-        self.data = OfflineData(split, budget, self.ctx)
+    def make_learner(self, split: Split) -> Learner:
         item_vectors = self.data.item_vectors.cpu().numpy()
         categories, notes = item_categories(split, item_vectors, self.params["n_pseudo_categories"], self.ctx.seed)
         self.graph = build_knowledge_graph(split, categories, self.params["knn"], with_users=False)
         self.substitutes = [f"KGRL knowledge graph: {pseudo_kg_note(split, self.params['knn'], notes)}", *notes]
-        self.learner = KGRLLearner(split.n_items, budget["slate_size"], self.data.feature_dim, budget["embedding_dim"],
-                                   self.params, self.ctx.device, self.graph, self.node_features(item_vectors))
-        self.training = train_offline(self.learner, self.data, budget, self.ctx.seed)
+        return KGRLLearner(split.n_items, self.budget["slate_size"], self.data.feature_dim, self.budget["embedding_dim"],
+                           self.params, self.ctx.device, self.graph, self.node_features(item_vectors))
 
     def node_features(self, item_vectors: np.ndarray) -> Tensor:
         """H^0: items from the environment's embeddings, a category from the mean of its items."""
@@ -246,9 +240,6 @@ class KGRL(OfflineMethod):
         counts = np.bincount(heads, minlength=graph.n_nodes)[:, None]
         features[counts[:, 0] > 0] /= counts[counts[:, 0] > 0]
         return torch.from_numpy(features).to(self.ctx.device)
-
-    def score(self, users: torch.Tensor, phase: str) -> torch.Tensor:
-        return self.learner.scores(self.data.history_context(users, phase))
 
 
 class KGRLAgent(RLOnlineAgent):

@@ -75,6 +75,8 @@ DEFAULTS: dict[str, Any] = {
     "episodes_per_update": 16,    # online: finished episodes per actor-critic update
 }
 
+#: The relations that lead from a user to nodes of each type (for the pruning score).
+USER_TO_TYPE = {"user": [], "item": ["purchase"], "category": ["purchase", "belongs_to"]}
 PATTERNS = (("purchase", "purchased_by", "purchase"),
             ("purchase", "belongs_to", "contains"),
             ("purchase", "co_occurs", "co_occurs"))
@@ -139,21 +141,17 @@ class KGWalk:
         self.relation_index = rel
         self.user_offset, self.item_offset = graph.offsets["user"], graph.offsets["item"]
         self.n_items = graph.counts["item"]
-        # Per node: <r_path(type), e> where r_path leads from a user to nodes of that type.
-        type_of_node = np.zeros(graph.n_nodes, dtype=np.int64)
-        paths = {"user": [], "item": ["purchase"], "category": ["purchase", "belongs_to"]}
-        node_bias = torch.zeros(graph.n_nodes, device=device)
-        for name, relation_path in paths.items():
+        # Per node: <r_path(type), e>, where r_path is the relation path from a user to a node
+        # of that type (PGPR's pruning score <u + r_path, e'> = <u, e'> + this).
+        self.node_bias = torch.zeros(graph.n_nodes, device=device)
+        for name, relation_path in USER_TO_TYPE.items():
             nodes = slice(graph.offsets[name], graph.offsets[name] + graph.counts[name])
             r_path = sum((self.relations[rel[r]] for r in relation_path), torch.zeros_like(self.relations[0]))
-            node_bias[nodes] = self.entities[nodes] @ r_path
-        self.node_bias = node_bias
+            self.node_bias[nodes] = self.entities[nodes] @ r_path
         self.patterns = torch.tensor([[rel[r] for r in pattern] for pattern in PATTERNS], device=device)
-        # Soft reward scale: max_j <u + r_purchase, e_j> per user.
         self.items_embedded = self.entities[self.item_offset:self.item_offset + self.n_items]
-        purchase = self.relations[rel["purchase"]]
-        users = self.entities[self.user_offset:self.user_offset + graph.counts["user"]]
-        self.user_item_scale = ((users + purchase) @ self.items_embedded.T).max(1).values
+        users = torch.arange(graph.counts["user"], device=device) + self.user_offset
+        self.user_item_scale = self.user_item_scores(users).max(1).values   # soft reward scale: max_j <u + r, e_j>
 
     def user_item_scores(self, users: Tensor) -> Tensor:
         """<u + r_purchase, e_i> [B, n_items] (global user node ids)."""

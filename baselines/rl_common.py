@@ -17,8 +17,9 @@ of the split. At evaluation the positive window is the user's last N items of
 ``split.history(phase)`` and the skipped window is empty (logs record no skips); the
 learner scores every item and the shared evaluator ranks.
 
-Online protocol. The state is the simulator's observation vector, the same for every
-method (the IMRL paper: "every method receive the same kind of state representation");
+Online protocol. The state is the simulator's observation vector (standardised by
+running statistics), the same for every method (the IMRL paper: "every method receive
+the same kind of state representation");
 the item windows are empty, because the runner shows test episodes to ``act`` only,
 without the rewards a window needs. Items are the discrete actions (candidate slots,
 products, or VirtualTB's fixed action vectors); a slate is a MultiDiscrete action. The
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from imrl.api import OnlineAgent, RunContext
+from imrl.api import OfflineMethod, OnlineAgent, RunContext
 from imrl.data.split import Split
 from imrl.envs.offline import BatchedOfflineRecEnv, last_items
 
@@ -66,7 +67,8 @@ def rl_budget(ctx: RunContext) -> dict[str, int]:
 
 
 def seed_torch(ctx: RunContext) -> None:
-    """Network initialisation and every torch draw of a learner follow the run's seed."""
+    """Network initialisation and every torch draw of a learner follow the run's seed (on
+    CPU, repeatable under the runner's deterministic kernels: imrl.runs.run.seed_everything)."""
     torch.manual_seed(ctx.seed)
 
 
@@ -82,10 +84,6 @@ class Context:
 
     def __len__(self) -> int:
         return len(self.history)
-
-    def rows(self, index: Tensor) -> Context:
-        return Context(self.history[index], self.skipped[index],
-                       None if self.features is None else self.features[index])
 
     def as_dict(self, prefix: str = "") -> dict[str, Tensor]:
         return {prefix + f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
@@ -123,6 +121,12 @@ class Learner(ABC):
 
 def masked(scores: Tensor, available: Tensor | None) -> Tensor:
     return scores if available is None else scores.masked_fill(~available, -torch.inf)
+
+
+def window_items(windows: Tensor, n_items: int) -> Tensor:
+    """bool [B, n_items]: the items of each window [B, m] (the pad n_items dropped)."""
+    marks = torch.zeros(len(windows), n_items + 1, dtype=torch.bool, device=windows.device)
+    return marks.scatter_(1, windows, True)[:, :-1]
 
 
 def exclude(scores: Tensor, windows: Tensor) -> Tensor:
@@ -177,12 +181,6 @@ class OfflineData:
         return Context(history, torch.full_like(history, self.n_items),
                        None if self.user_features is None else self.user_features[users.to(self.device)])
 
-    def in_window(self, history: Tensor) -> Tensor:
-        """bool [B, n_items]: the items of each history window (pads dropped)."""
-        marks = torch.zeros(len(history), self.n_items + 1, dtype=torch.bool, device=self.device)
-        marks.scatter_(1, history, True)
-        return marks[:, :-1]
-
 
 @dataclass
 class TrainingStats:
@@ -202,7 +200,7 @@ def train_offline(learner: Learner, data: OfflineData, budget: dict[str, int], s
     env, stats, start = data.env, TrainingStats(), time.perf_counter()
     obs, _ = env.reset(seed=seed)
     context = data.context(obs)
-    shown = data.in_window(context.history)
+    shown = window_items(context.history, data.n_items)
     total_reward = 0.0
     for _ in range(math.ceil(budget["env_steps"] / env.num_envs)):
         slate = learner.act(context, ~shown, explore=True)
@@ -215,12 +213,32 @@ def train_offline(learner: Learner, data: OfflineData, budget: dict[str, int], s
         context = data.context(obs)
         shown.scatter_(1, slate, True)
         ended = torch.from_numpy(terminated | truncated).to(data.device)
-        shown[ended] = data.in_window(context.history[ended])
+        shown[ended] = window_items(context.history[ended], data.n_items)
         stats.env_steps += env.num_envs
         total_reward += float(rewards.sum())
     stats.seconds = time.perf_counter() - start
     stats.reward = total_reward / max(stats.env_steps, 1)
     return stats
+
+
+class RLOfflineMethod(OfflineMethod, ABC):
+    """The offline side of a method's learner: trained on the offline environment for the
+    budget, it ranks items by the learner's scores of the user's history context."""
+
+    def fit(self, split: Split) -> None:
+        self.budget = rl_budget(self.ctx)
+        seed_torch(self.ctx)
+        self.data = OfflineData(split, self.budget, self.ctx)
+        self.learner = self.make_learner(split)
+        self.training = train_offline(self.learner, self.data, self.budget, self.ctx.seed)
+
+    @abstractmethod
+    def make_learner(self, split: Split) -> Learner:
+        """The method's learner for `split` (``self.data``, ``self.budget`` are set); it also
+        records the method's substitutes."""
+
+    def score(self, users: Tensor, phase: str) -> Tensor:
+        return self.learner.scores(self.data.history_context(users, phase))
 
 
 # ----------------------------------------------------------------------------- storage

@@ -44,9 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from baselines.rl_common import (Context, EpisodeBuffer, Learner, OfflineData, RLOnlineAgent, rl_budget, seed_torch,
-                                 train_offline)
-from imrl.api import OfflineMethod
+from baselines.rl_common import Context, EpisodeBuffer, Learner, RLOfflineMethod, RLOnlineAgent, window_items
 from imrl.data.split import Split
 
 DEFAULTS: dict[str, Any] = {
@@ -260,29 +258,19 @@ class TPGRLearner(Learner):
 
     @torch.no_grad()
     def scores(self, context: Context) -> Tensor:
-        state = self.policy.state(context)
-        window = torch.zeros(len(context), self.n_items + 1, dtype=torch.bool, device=state.device)
-        window.scatter_(1, context.history, True)
-        return self.policy.item_log_probs(state, ~window[:, :-1])
+        return self.policy.item_log_probs(self.policy.state(context), ~window_items(context.history, self.n_items))
 
 
-class TPGR(OfflineMethod):
+class TPGR(RLOfflineMethod):
     """TPGR trained on the offline environment; ranks items by their path probability."""
 
     defaults = DEFAULTS
 
-    def fit(self, split: Split) -> None:
-        budget = rl_budget(self.ctx)
-        seed_torch(self.ctx)
-        self.data = OfflineData(split, budget, self.ctx)
+    def make_learner(self, split: Split) -> Learner:
         vectors = self.data.item_vectors
         self.tree = BalancedTree(split.n_items, self.params["child_num"], vectors.cpu().numpy().astype(np.float64))
-        self.learner = TPGRLearner(self.tree, budget["slate_size"], self.data.feature_dim, budget["embedding_dim"],
-                                   self.params, self.ctx.device, vectors)
-        self.training = train_offline(self.learner, self.data, budget, self.ctx.seed)
-
-    def score(self, users: torch.Tensor, phase: str) -> torch.Tensor:
-        return self.learner.scores(self.data.history_context(users, phase))
+        return TPGRLearner(self.tree, self.budget["slate_size"], self.data.feature_dim, self.budget["embedding_dim"],
+                           self.params, self.ctx.device, vectors)
 
 
 class TPGRAgent(RLOnlineAgent):

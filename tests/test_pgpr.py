@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.pgpr import PGPR, KGWalk, slate_log_probs
+from baselines.pgpr import PGPR, USER_TO_TYPE, KGWalk, slate_log_probs
 from imrl.api import RunContext
 from tests.conftest import small_split
 
@@ -81,14 +81,13 @@ def test_action_pruning_keeps_the_best_user_conditioned_edges_in_pgpr_order(pgpr
     assert relations[0, 0] == walk.self_loop and tails[0, 0] == item_node and valid[0].all()
     # Brute force: score every unvisited out-edge, keep the 5 best, sort by (relation, tail).
     entities, table = pgpr.transe.entities, pgpr.transe.relation_table()
-    path_to_type = {"user": [], "item": ["purchase"], "category": ["purchase", "belongs_to"]}
     candidates = []
     for e in range(indptr[item_node], indptr[item_node + 1]):
         tail, relation = int(edge_tails[e]), int(edge_relations[e])
         if tail in (user_node, item_node):
             continue
         source = entities[user_node] + sum((table[graph.relations.index(r)] for r in
-                                            path_to_type[graph.node_type(tail)]), torch.zeros(entities.shape[1]))
+                                            USER_TO_TYPE[graph.node_type(tail)]), torch.zeros(entities.shape[1]))
         candidates.append((float(source @ entities[tail]), relation, tail))
     best = sorted(sorted(candidates, reverse=True)[:5], key=lambda c: (c[1], c[2]))
     assert [(r, t) for _, r, t in best] == list(zip(relations[0, 1:].tolist(), tails[0, 1:].tolist()))

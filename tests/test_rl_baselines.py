@@ -17,10 +17,12 @@ from baselines.side_info import build_knowledge_graph, cooccurrence_neighbours, 
 from imrl import registry
 from imrl.api import RunContext
 from imrl.data.split import Split
+from imrl.eval.online import TEST_SEED_OFFSET, make_simulator, measure_ctr, run_simulator
 from imrl.eval.ranking import evaluate
 from imrl.runs.run import run_offline, run_online, seed_everything
 from tests.conftest import small_split
 from tests.rl_toy_env import PreferenceVectorEnv, mean_reward
+from tests.test_virtualtb import random_networks
 
 RL_BASELINES = ["deers", "kgrl", "tpgr", "pgpr"]
 
@@ -37,6 +39,15 @@ ONLINE_PARAMS = {
     "kgrl": {"gamma": 0.5, "actor_lr": 0.003, "critic_lr": 0.003},
     "tpgr": {"lr": 0.01, "episodes_per_update": 16},
     "pgpr": {"lr": 0.003, "episodes_per_update": 16},
+}
+
+# VirtualTB with random networks of the upstream shapes (the real weights are not in CI)
+# and 10 discrete actions: (training episodes, parameters). RecSim and RecoGym: METHODS.md.
+VIRTUALTB_SETUP = {
+    "deers": (200, {}),
+    "kgrl": (800, {"gamma": 0.5, "actor_lr": 0.003, "critic_lr": 0.003, "noise_std": 0.5}),
+    "tpgr": (200, {"lr": 0.01, "episodes_per_update": 16}),
+    "pgpr": (800, {"lr": 0.003, "episodes_per_update": 16}),
 }
 
 
@@ -159,6 +170,21 @@ def test_each_online_agent_beats_random_on_a_small_vector_env(name, slate_size):
                              env, 30, 100 + seed, learn=False)
         assert learned > random + 0.1, (name, seed, learned, random)   # random: 0.27 one item, 0.59 slates
         assert any("online: the state is the simulator's observation" in note for note in agent.substitutes)
+
+
+@pytest.mark.parametrize("name", RL_BASELINES)
+def test_each_beats_random_on_virtualtb(name):
+    episodes, params = VIRTUALTB_SETUP[name]
+    simulator_params = {"networks": random_networks(), "n_discrete_actions": 10}
+    cls = registry.method(name).load(registry.ONLINE)
+    for seed in (0, 1):
+        ctx = RunContext(seed=seed)
+        result, _ = run_simulator("virtualtb", cls, params, ctx, episodes=episodes, test_every=episodes,
+                                  test_episodes=128, n_envs=32, simulator_params=simulator_params)
+        env = make_simulator("virtualtb", 32, "discrete", simulator_params)
+        random = measure_ctr(RandomAgent({}, ctx, env.single_observation_space, env.single_action_space, 32), env,
+                             128, TEST_SEED_OFFSET + seed)
+        assert result.metrics["ctr"] > 1.05 * random, (name, seed, result.metrics["ctr"], random)
 
 
 @pytest.mark.parametrize("name", RL_BASELINES)
