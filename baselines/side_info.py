@@ -35,16 +35,17 @@ def kmeans(vectors: np.ndarray, n_clusters: int, rng: np.random.Generator, itera
     n = len(vectors)
     n_clusters = min(n_clusters, n)
     centres = [vectors[rng.integers(n)]]
-    for _ in range(1, n_clusters):   # k-means++: next centre with probability ~ squared distance
-        distance = np.min([((vectors - c) ** 2).sum(1) for c in centres], axis=0)
+    distance = ((vectors - centres[0]) ** 2).sum(1)
+    for _ in range(1, n_clusters):   # k-means++: the next centre with probability ~ squared distance
         total = distance.sum()
         centres.append(vectors[rng.choice(n, p=distance / total)] if total > 0 else vectors[rng.integers(n)])
+        distance = np.minimum(distance, ((vectors - centres[-1]) ** 2).sum(1))
     centres = np.stack(centres)
-    labels = np.zeros(n, dtype=np.int64)
+    labels = np.full(n, -1, dtype=np.int64)
     for _ in range(iterations):
-        distance = ((vectors[:, None, :] - centres[None]) ** 2).sum(-1)
-        new_labels = distance.argmin(1)
-        if np.array_equal(new_labels, labels) and _ > 0:
+        # ||v - c||^2 up to the per-row constant ||v||^2
+        new_labels = ((centres ** 2).sum(1)[None, :] - 2.0 * vectors @ centres.T).argmin(1)
+        if np.array_equal(new_labels, labels):   # converged
             break
         labels = new_labels
         for c in range(n_clusters):

@@ -13,7 +13,12 @@ finished episodes). After --warmup batched steps, --steps batched steps are time
 torch runs with --threads threads (default 1: the machines are shared); --device picks
 the device (default cpu).
 
+With --ctr EPISODES it also trains each method for EPISODES episodes with the online
+runner (``run_simulator``, seed 0) and prints its final test CTR over --test-episodes
+episodes beside the random agent's on the same test users, and their ratio.
+
     python bench/rl_baselines.py [--simulator recsim] [--config config/config.yaml] [--steps 1000]
+                                 [--ctr EPISODES] [--test-episodes 256]
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # runnable from a checkout, installed or not
 from imrl import registry  # noqa: E402
 from imrl.api import RunContext  # noqa: E402
-from imrl.eval.online import make_simulator  # noqa: E402
+from imrl.eval.online import make_simulator, run_simulator  # noqa: E402
 
 METHODS = ("random", "deers", "kgrl", "tpgr", "pgpr")
 
@@ -72,6 +77,17 @@ def throughput(name: str, simulator: str, sim_config: dict, params: dict, budget
     return steps * n_envs / elapsed, updates / elapsed
 
 
+def test_ctr(name: str, simulator: str, sim_config: dict, params: dict, budget: dict, device: torch.device,
+             episodes: int, test_episodes: int) -> float:
+    """Final test CTR of `name` after `episodes` training episodes (the runner's protocol)."""
+    cls = registry.method(name).load(registry.ONLINE)
+    ctx = RunContext(seed=0, device=device, budget=budget)
+    result, _ = run_simulator(simulator, cls, params, ctx, episodes=episodes, test_every=episodes,
+                              test_episodes=test_episodes, n_envs=sim_config.get("n_envs", 16),
+                              simulator_params=sim_config.get("params", {}))
+    return result.metrics["ctr"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--simulator", default="recsim", choices=sorted(registry.SIMULATORS))
@@ -80,6 +96,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ctr", type=int, default=0, metavar="EPISODES", help="also train this many episodes")
+    parser.add_argument("--test-episodes", type=int, default=256)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = yaml.safe_load(Path(args.config).read_text())
@@ -97,6 +115,13 @@ def main() -> None:
     print(f"{'method':<8} {'env steps/s':>12} {'updates/s':>10} {'steps/s vs random agent':>24}")
     for name, (steps_per_s, updates_per_s) in rows.items():
         print(f"{name:<8} {steps_per_s:12.0f} {updates_per_s:10.1f} {steps_per_s / random_rate:24.3f}")
+    if args.ctr:
+        ctr = {name: test_ctr(name, args.simulator, sim_config, (config.get("methods") or {}).get(name) or {}, budget,
+                              device, args.ctr, args.test_episodes) for name in METHODS}
+        print(f"test CTR after {args.ctr} training episodes ({args.test_episodes} test episodes, seed 0)")
+        print(f"{'method':<8} {'CTR':>8} {'vs random agent':>16}")
+        for name, value in ctr.items():
+            print(f"{name:<8} {value:8.4f} {value / ctr['random']:16.3f}")
 
 
 if __name__ == "__main__":
