@@ -98,17 +98,19 @@ class CauseRec(SequentialRecommender):
         self.memory = None                                   # concepts of previous batches (FIFO)
         return CauseRecNet(split.n_items, hp["d"], hp["n_interests"], hp["attention_hidden"], hp["mlp_hidden"])
 
-    def counterfactual_users(self, tokens: torch.Tensor, interests: torch.Tensor, replace: torch.Tensor,
-                             memory: torch.Tensor) -> torch.Tensor:
-        """User vectors after replacing the concepts `replace` [B, N] with memory entries."""
+    def replace_concepts(self, concepts: torch.Tensor, replace: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """A copy of `concepts` (tokens [B, L] or interests [B, K, d]) whose entries
+        `replace` [B, N] are memory entries drawn uniformly; the rest is unchanged."""
         drawn = torch.randint(len(memory), (int(replace.sum()),), generator=self.generator, device=self.device)
-        if self.hp["level"] == "item":
-            edited = tokens.clone()
-            edited[replace] = memory[drawn]
-            return self.model.user(self.model.interests(edited))
-        edited = interests.clone()
+        edited = concepts.clone()
         edited[replace] = memory[drawn]
-        return self.model.user(edited)
+        return edited
+
+    def counterfactual_user(self, inputs: torch.Tensor, interests: torch.Tensor, replace: torch.Tensor,
+                            memory: torch.Tensor) -> torch.Tensor:
+        if self.hp["level"] == "item":
+            return self.model.user(self.model.interests(self.replace_concepts(inputs, replace, memory)))
+        return self.model.user(self.replace_concepts(interests, replace, memory))
 
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
         hp, model = self.hp, self.model
@@ -131,9 +133,9 @@ class CauseRec(SequentialRecommender):
         normalise = lambda v: F.normalize(v, dim=-1)  # noqa: E731
         quota = lambda mask: torch.ceil(hp["replace_ratio"] * mask.sum(1, keepdim=True))  # noqa: E731
         for _ in range(hp["n_counterfactuals"]):                                   # step 3
-            negative = self.counterfactual_users(
+            negative = self.counterfactual_user(
                 inputs, interests, random_subset(indispensable, quota(indispensable), self.generator), memory)
-            positive = self.counterfactual_users(
+            positive = self.counterfactual_user(
                 inputs, interests, random_subset(dispensable, quota(dispensable), self.generator), memory)
             negative, positive = normalise(negative), normalise(positive)
             identity = identity + F.triplet_margin_loss(normalise(observed), positive, negative, margin=hp["margin"])

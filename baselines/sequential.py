@@ -244,7 +244,7 @@ def evaluate(score_fn, split: Split, phase: str, ks: list[int]) -> dict[str, flo
         scores = score_fn(torch.as_tensor(chunk), phase).float().cpu()
         for row, user in enumerate(chunk):
             scores[row, hist_items[hist_ptr[user]:hist_ptr[user + 1]]] = -np.inf
-        top = scores.topk(max(ks), dim=1).indices.numpy()
+        top = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices.numpy()
         for row, user in enumerate(chunk):
             truth = set(target_items[target_ptr[user]:target_ptr[user + 1]].tolist())
             for k in ks:
