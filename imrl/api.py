@@ -49,10 +49,17 @@ class RunContext:
 class Method:
     """Shared by both interfaces: hyper-parameters, context, side-information labels."""
 
-    #: True when the method benefits from a GPU (the workflow then declares gpu=1).
-    uses_gpu: ClassVar[bool] = False
+    #: The method's hyper-parameters and their defaults. When a class defines it, the
+    #: config's values are merged over it and an unknown key is an error naming it.
+    defaults: ClassVar[dict[str, Any] | None] = None
 
     def __init__(self, params: dict[str, Any], ctx: RunContext):
+        if self.defaults is not None:
+            unknown = sorted(set(params) - set(self.defaults))
+            if unknown:
+                raise ValueError(f"{type(self).__name__}: unknown parameter(s) {unknown}; "
+                                 f"valid parameters: {sorted(self.defaults) or 'none'}")
+            params = {**self.defaults, **params}
         self.params = dict(params)
         self.ctx = ctx
         #: Human-readable notes of every substitute or removal of side information;

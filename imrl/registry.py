@@ -12,8 +12,9 @@ below, and one entry under ``methods:`` in the config.
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ class MethodSpec:
     settings: tuple[str, ...]          # where it runs: offline datasets, online simulators
     paper: str                         # what it implements
     defaults: dict[str, Any] = field(default_factory=dict)  # fixed params (variants of one class)
+    gpu: bool = False                  # trains on a GPU when one is given (the workflow asks for gpu=1)
+    online_target: str | None = None   # class for the simulators when it is not `target`
 
     @property
     def available(self) -> bool:
@@ -39,13 +42,18 @@ class MethodSpec:
             raise LookupError(f"method {self.name!r} is not implemented yet")
         return self.target.split(":")[0]
 
-    def load(self) -> type:
-        return load_target(self.target) if self.target else self.module
+    def load(self, setting: str = OFFLINE) -> type:
+        if self.target is None:
+            raise LookupError(f"method {self.name!r} is not implemented yet")
+        if setting not in self.settings:
+            raise LookupError(f"method {self.name!r} does not run in the {setting} setting (only {self.settings})")
+        return load_target(self.online_target if setting == ONLINE and self.online_target else self.target)
 
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     # Sanity methods.
-    MethodSpec("random", "baselines.random:Random", (OFFLINE, ONLINE), "uniformly random ranking / actions"),
+    MethodSpec("random", "baselines.random:Random", (OFFLINE, ONLINE), "uniformly random ranking / actions",
+               online_target="baselines.random:RandomAgent"),
     MethodSpec("popularity", "baselines.popularity:Popularity", (OFFLINE,), "most popular training items"),
     MethodSpec("markov", "baselines.markov:Markov", (OFFLINE,), "first-order item-to-item transition counts"),
     # IMRL and its ablations (issue: IMRL itself).
@@ -98,9 +106,41 @@ def load_target(target: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def module_file(module: str) -> Path:
-    """Source file of a module, found without importing it (workflow inputs)."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise LookupError(f"module {module!r} not found")
-    return Path(spec.origin)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_PACKAGES = ("imrl", "baselines")
+
+
+def _module_path(module: str) -> Path | None:
+    """File of a project module, found from the source tree without importing it."""
+    base = PROJECT_ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@functools.cache
+def source_files(module: str) -> tuple[str, ...]:
+    """The project source files `module` depends on: itself and, transitively, every
+    project module it imports (read from the import statements, nothing imported).
+    The workflow lists them as inputs so that a code change reruns what it affects."""
+    seen: dict[str, Path] = {}
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        path = _module_path(name)
+        if name in seen or path is None:
+            continue
+        seen[name] = path
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                pending += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative import
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(parent + ([base] if base else []))
+                pending += [base] + [f"{base}.{alias.name}" for alias in node.names]
+        pending = [n for n in pending if n.split(".")[0] in PROJECT_PACKAGES]
+    return tuple(sorted(str(p.relative_to(PROJECT_ROOT)) for p in seen.values()))

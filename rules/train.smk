@@ -1,0 +1,23 @@
+# Training stage: one job per (dataset, method, seed). A method that raises still
+# writes its results JSON, with status "failed", so the tables show the failure.
+
+
+rule train_offline:
+    input:
+        split="data/processed/{dataset}/split/meta.json",
+        code=method_sources,
+    output:
+        "results/runs/{dataset}/{method}/seed{seed}.json",
+    params:
+        job=offline_job,
+    resources:
+        gpu=lambda wc: int(registry.method(wc.method).gpu),
+        mem_mb=lambda wc, attempt: config["resources"]["mem_mb"] * attempt,
+        runtime=config["resources"]["runtime"],
+    log:
+        "logs/train/{dataset}/{method}/seed{seed}.log",
+    shell:
+        "{PYTHON} -m imrl run --dataset {wildcards.dataset} --method {wildcards.method} --seed {wildcards.seed}"
+        " --split data/processed/{wildcards.dataset}/split --job {params.job:q} --out {output}"
+        " --checkpoints results/checkpoints/{wildcards.dataset}/{wildcards.method}/seed{wildcards.seed}"
+        " > {log} 2>&1"
