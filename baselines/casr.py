@@ -42,9 +42,9 @@ class CASR(STAMP):
     defaults = DEFAULTS
 
     def fit(self, split: Split) -> None:
-        if self.hp["sampler"] not in ("heuristic", "learned"):
-            raise ValueError(f"CASR: params.sampler must be 'heuristic' or 'learned', got {self.hp['sampler']!r}")
-        self.anchor = STAMP({k: v for k, v in self.hp.items() if k in STAMP_DEFAULTS}, self.ctx)   # step 1
+        if self.params["sampler"] not in ("heuristic", "learned"):
+            raise ValueError(f"CASR: params.sampler must be 'heuristic' or 'learned', got {self.params['sampler']!r}")
+        self.anchor = STAMP({k: v for k, v in self.params.items() if k in STAMP_DEFAULTS}, self.ctx)   # step 1
         self.anchor.fit(split)
         self.anchor.model.eval().requires_grad_(False)
         super().fit(split)                                   # step 4, on examples() below
@@ -52,10 +52,10 @@ class CASR(STAMP):
     def examples(self, split: Split) -> Examples:
         examples = super().examples(split)
         generator = self.ctx.generator(offset=3)
-        n = min(round(self.hp["counterfactual_ratio"] * len(examples)), self.hp["max_counterfactuals"])
+        n = min(round(self.params["counterfactual_ratio"] * len(examples)), self.params["max_counterfactuals"])
         sources = torch.randint(len(examples), (n,), generator=generator, device=self.device)
         made = [], [], []
-        for chunk in sources.split(self.hp["batch_size"]):
+        for chunk in sources.split(self.params["batch_size"]):
             original, _, users = examples.batch(chunk)
             edited, _ = self.counterfactual(original, generator)                      # step 2
             with torch.no_grad():
@@ -68,10 +68,10 @@ class CASR(STAMP):
     def counterfactual(self, tokens: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(edited tokens, edited positions): `edits` real positions per row replaced by
         other items; everything else, padding included, unchanged."""
-        where = random_subset(tokens != PAD, self.hp["edits"], generator)
+        where = random_subset(tokens != PAD, self.params["edits"], generator)
         originals = tokens[where]
         n_items = self.anchor.model.item_embedding.num_embeddings - 1
-        if self.hp["sampler"] == "heuristic":
+        if self.params["sampler"] == "heuristic":
             shift = torch.randint(1, n_items, originals.shape, generator=generator, device=tokens.device)
             replacements = (originals - 1 + shift) % n_items + 1          # uniform over the other items
         else:
@@ -83,7 +83,7 @@ class CASR(STAMP):
     def nearest_to_counterfactual(self, tokens: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
         """The data-oriented sampler: the items nearest to x_k + delta at the positions
         `where`, delta found by gradient descent on the objective of the module doc."""
-        anchor, hp = self.anchor.model, self.hp
+        anchor, hp = self.anchor.model, self.params
         real = tokens != PAD
         x = anchor.embed(tokens)
         current_top = anchor.logits(x, real).argmax(-1)                       # y_hat

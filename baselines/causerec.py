@@ -91,7 +91,7 @@ class CauseRec(SequentialRecommender):
     example_mode = "prefix"
 
     def build(self, split: Split) -> nn.Module:
-        hp = self.hp
+        hp = self.params
         if hp["level"] not in ("item", "interest"):
             raise ValueError(f"CauseRec: params.level must be 'item' or 'interest', got {hp['level']!r}")
         self.generator = self.ctx.generator(offset=4)
@@ -108,12 +108,12 @@ class CauseRec(SequentialRecommender):
 
     def counterfactual_user(self, inputs: torch.Tensor, interests: torch.Tensor, replace: torch.Tensor,
                             memory: torch.Tensor) -> torch.Tensor:
-        if self.hp["level"] == "item":
+        if self.params["level"] == "item":
             return self.model.user(self.model.interests(self.replace_concepts(inputs, replace, memory)))
         return self.model.user(self.replace_concepts(interests, replace, memory))
 
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
-        hp, model = self.hp, self.model
+        hp, model = self.params, self.model
         interests = model.interests(inputs)
         observed = model.user(interests)
         recommendation = F.cross_entropy(model.item_scores(observed), targets - 1)

@@ -139,7 +139,7 @@ class CoCoRec(SequentialRecommender):
     example_mode = "sequence"
 
     def build(self, split: Split) -> nn.Module:
-        hp = self.hp
+        hp = self.params
         if split.item_categories is not None:
             observed = np.asarray(split.item_categories, dtype=np.int64)
             _, categories = np.unique(np.where(observed < 0, observed.max() + 1, observed), return_inverse=True)
@@ -157,7 +157,7 @@ class CoCoRec(SequentialRecommender):
                           hp["dropout"], hp["short_window"], hp["category_window"])
 
     def examples(self, split: Split) -> Examples:
-        return Examples.from_split(split, "sequence", self.hp["max_len"], self.device, "all")
+        return Examples.from_split(split, "sequence", self.params["max_len"], self.device, "all")
 
     @torch.no_grad()
     def refresh(self) -> None:
@@ -181,7 +181,7 @@ class CoCoRec(SequentialRecommender):
             keys = self.memory_patterns[:, c - 1]                                     # [M, d]
             usable = self.memory_present[:, c - 1] & (self.memory_users[None] != users[rows][:, None])
             similarity = (pattern[rows] @ keys.T / math.sqrt(keys.shape[-1])).masked_fill(~usable, -1e9)
-            top, neighbours = similarity.topk(min(self.hp["n_neighbours"], len(keys)), dim=-1)
+            top, neighbours = similarity.topk(min(self.params["n_neighbours"], len(keys)), dim=-1)
             weights = top.softmax(-1) * usable.gather(1, neighbours)                  # no usable neighbour: 0
             out[rows] = (weights[..., None] * keys[neighbours]).sum(1)
         return out
@@ -200,7 +200,7 @@ class CoCoRec(SequentialRecommender):
 
     def scores(self, tokens: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
         patterns, short, category_logits, categories = self.model.encode(tokens)
-        beam = min(self.hp["beam"], category_logits.shape[-1])
+        beam = min(self.params["beam"], category_logits.shape[-1])
         log_p_category, top = category_logits[:, -1].log_softmax(-1).topk(beam, dim=-1)   # [B, beam]
         pattern, _ = self.model.pattern_for(patterns, categories, top + 1)
         flat = self.collaborate(pattern.flatten(0, 1), (top + 1).flatten(), users.repeat_interleave(beam))

@@ -141,7 +141,7 @@ class SASRec(SequentialRecommender):
     example_mode = "sequence"
 
     def build(self, split: Split) -> nn.Module:
-        hp = self.hp
+        hp = self.params
         if hp["max_len"] == "auto":   # the paper: n roughly proportional to the mean actions per user
             lengths = np.diff(split.csr("train")[0])
             hp["max_len"] = 200 if lengths[lengths > 0].mean() >= 100 else 50
@@ -151,12 +151,12 @@ class SASRec(SequentialRecommender):
         return SASRecNet(split.n_items, hp["max_len"], hp["d"], hp["n_blocks"], hp["n_heads"], hp["dropout"])
 
     def examples(self, split: Split) -> Examples:
-        return Examples.from_split(split, "sequence", self.hp["max_len"], self.device, self.hp["windows_per_user"])
+        return Examples.from_split(split, "sequence", self.params["max_len"], self.device, self.params["windows_per_user"])
 
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
         hidden = self.model(inputs)
         real = targets != PAD                               # padded positions carry no target
-        if self.hp["loss"] == "ce":
+        if self.params["loss"] == "ce":
             logits = self.model.item_scores(hidden[real])
             return F.cross_entropy(logits, targets[real] - 1)
         embedding = self.model.item_embedding

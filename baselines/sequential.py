@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from imrl.api import OfflineMethod, RunContext
 from imrl.data.split import Split
+from imrl.eval.ranking import evaluate
 
 PAD = 0
 
@@ -132,11 +133,7 @@ class SequentialRecommender(OfflineMethod):
     example_mode: ClassVar[str] = "prefix"
 
     def __init__(self, params: dict[str, Any], ctx: RunContext):
-        super().__init__(params, ctx)
-        unknown = sorted(set(params) - set(self.defaults))
-        if unknown:
-            raise KeyError(f"{type(self).__name__}: unknown params {unknown}; valid params: {sorted(self.defaults)}")
-        self.hp = {**self.defaults, **params}
+        super().__init__(params, ctx)          # merges params over `defaults`, rejects unknown keys
         self.device = torch.device(ctx.device)
         self.train_log: list[dict[str, float]] = []   # one row per epoch: loss, valid metric, seconds
         self.model: nn.Module | None = None
@@ -153,7 +150,7 @@ class SequentialRecommender(OfflineMethod):
         raise NotImplementedError
 
     def examples(self, split: Split) -> Examples:
-        return Examples.from_split(split, self.example_mode, self.hp["max_len"], self.device)
+        return Examples.from_split(split, self.example_mode, self.params["max_len"], self.device)
 
     def refresh(self) -> None:
         """Hook run before each epoch and after the best weights are restored (CoCoRec
@@ -162,7 +159,7 @@ class SequentialRecommender(OfflineMethod):
     # --- shared ----------------------------------------------------------------------
     @property
     def max_epochs(self) -> int:
-        return int(self.ctx.budget.get("epochs", self.hp["epochs"]))
+        return int(self.ctx.budget.get("epochs", self.params["epochs"]))
 
     def fit(self, split: Split) -> None:
         torch.manual_seed(self.ctx.seed)                   # initialisation and dropout
@@ -174,7 +171,7 @@ class SequentialRecommender(OfflineMethod):
     def train(self, examples: Examples) -> None:
         """Adam over shuffled mini-batches; after each epoch the valid metric decides
         early stopping; the best epoch's weights are restored."""
-        hp, model = self.hp, self.model
+        hp, model = self.params, self.model
         optimiser = torch.optim.Adam(model.parameters(), lr=hp["lr"], betas=tuple(hp["adam_betas"]))
         shuffle = self.ctx.generator(offset=1)
         best, best_state, waited = -np.inf, copy.deepcopy(model.state_dict()), 0
@@ -209,18 +206,22 @@ class SequentialRecommender(OfflineMethod):
         self.ctx.log(f"{type(self).__name__}: {len(self.train_log)} epochs, best valid {hp['valid_metric']} {best:.4f}")
 
     def validate(self) -> float:
-        name, k = self.hp["valid_metric"].split("@")
-        return float(evaluate(self.score, self.split, "valid", [int(k)])[f"{name}@{k}"])
+        """The valid metric (e.g. recall@20) from the project's evaluator."""
+        k = int(self.params["valid_metric"].split("@")[1])
+        result = evaluate(lambda users: self.score(users, "valid"), self.split, "valid", [k], device=self.device,
+                          name=type(self).__name__)
+        return result.as_dict()[self.params["valid_metric"]]
 
     def history_tokens(self, users: torch.Tensor, phase: str) -> torch.Tensor:
         """The last max_len items each user consumed before `phase`, as tokens [B, L]."""
         if phase not in self._histories:
             indptr, items = self.split.history(phase)
-            self._histories[phase] = (torch.as_tensor(indptr, device=self.device),
-                                      torch.as_tensor(items, device=self.device))
+            with torch.inference_mode(False):   # a cache: not an inference tensor, even when built in evaluation
+                self._histories[phase] = (torch.as_tensor(indptr, device=self.device),
+                                          torch.as_tensor(items, device=self.device))
         indptr, items = self._histories[phase]
         users = users.to(self.device)
-        return windows(items, indptr[users], indptr[users + 1], self.hp["max_len"])
+        return windows(items, indptr[users], indptr[users + 1], self.params["max_len"])
 
     @torch.no_grad()
     def score(self, users: torch.Tensor, phase: str) -> torch.Tensor:
@@ -231,22 +232,3 @@ class SequentialRecommender(OfflineMethod):
         out = self.scores(self.history_tokens(users, phase), users.to(self.device))
         self.model.train(was_training)
         return out
-
-
-def evaluate(score_fn, split: Split, phase: str, ks: list[int]) -> dict[str, float]:
-    """Stand-in for imrl.eval.ranking.evaluate (same signature) until it lands: recall@K
-    over users with items in `phase`, full ranking, consumed items excluded."""
-    target_ptr, target_items = split.csr(phase)
-    hist_ptr, hist_items = split.history(phase)
-    users = np.flatnonzero(np.diff(target_ptr) > 0)
-    recalls = {k: [] for k in ks}
-    for chunk in np.array_split(users, max(1, len(users) // 1024)):
-        scores = score_fn(torch.as_tensor(chunk), phase).float().cpu()
-        for row, user in enumerate(chunk):
-            scores[row, hist_items[hist_ptr[user]:hist_ptr[user + 1]]] = -np.inf
-        top = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices.numpy()
-        for row, user in enumerate(chunk):
-            truth = set(target_items[target_ptr[user]:target_ptr[user + 1]].tolist())
-            for k in ks:
-                recalls[k].append(len(truth & set(top[row, :k].tolist())) / len(truth))
-    return {f"recall@{k}": float(np.mean(v)) if v else 0.0 for k, v in recalls.items()}

@@ -73,7 +73,7 @@ class STAMP(SequentialRecommender):
     example_mode = "prefix"
 
     def build(self, split: Split) -> nn.Module:
-        return STAMPNet(split.n_items, self.hp["d"], self.hp["weight_std"], self.hp["embedding_std"])
+        return STAMPNet(split.n_items, self.params["d"], self.params["weight_std"], self.params["embedding_std"])
 
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model.logits(self.model.embed(tokens), tokens != PAD)

@@ -36,7 +36,7 @@ def test_learned_sampler_moves_towards_a_new_prediction():
     tokens = torch.tensor([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]])
     where = torch.zeros_like(tokens, dtype=torch.bool)
     where[:, -1] = True
-    method.hp["delta_steps"] = 0          # no move: the nearest other item to x_k itself
+    method.params["delta_steps"] = 0          # no move: the nearest other item to x_k itself
     nearest = method.nearest_to_counterfactual(tokens, where)
     table = method.anchor.model.embed(torch.arange(1, 16))
     distances = torch.cdist(table[tokens[:, -1] - 1], table)

@@ -50,7 +50,7 @@ def test_scores_are_a_mixture_over_the_top_categories():
     method = built({"beam": 3})
     scores = method.score(torch.arange(4), "test")
     assert torch.allclose(scores.exp().sum(1), torch.ones(4), atol=1e-5)   # beam = all 3 categories
-    method.hp["beam"] = 1
+    method.params["beam"] = 1
     assert (method.score(torch.arange(4), "test").exp().sum(1) < 1).all()
 
 
