@@ -1,11 +1,11 @@
 """SASRec: what would break silently."""
 
 import torch
-from supervised_helpers import cyclic_sequences, split_from_sequences
 
 from baselines.sasrec import SASRec, SASRecNet, UnseenItemSampler
 from baselines.sequential import PAD
 from imrl.api import RunContext
+from tests.supervised_helpers import cyclic_sequences, split_from_sequences
 
 
 def eval_net(n_items=20, max_len=8):
