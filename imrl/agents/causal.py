@@ -18,6 +18,10 @@ Two networks trained on the replay buffer by least squares, in standardised unit
   response (|r1 - r2| <= reward_tolerance), where f(., ., r) is one mechanism.
 - g(s, a) -> r: the reward's own parents.
 
+The agent fits both on the real transitions of the replay minibatch that pass the
+threshold of Algorithm 2 line 8 (r >= T): the model is only ever asked about those, and
+the shifts of the history window they cause are what it must get right.
+
 Per transition, the Jacobian of each network's output with respect to its (s, a)
 inputs is taken at that transition (the local sensitivity); input component i is a
 parent of output component j when max over j's dimensions of the L2 norm of the
@@ -132,16 +136,12 @@ class LocalCausalModel(nn.Module):
         self.inputs = RunningMoments(obs_dim + action_dim + 1)              # [s, a, r]
         self.outputs = RunningMoments(obs_dim + 1)                          # [s', r]
         self.n_updates = 0
-        # Which input columns belong to which input node, and output rows to which output node.
+        # Which input columns belong to which input node; the row ranges of the output nodes.
         in_owner = torch.empty(obs_dim + action_dim, dtype=torch.long)
         for node, (start, stop) in enumerate(layout.input_columns()):
             in_owner[start:stop] = node
-        out_owner = torch.empty(obs_dim + 1, dtype=torch.long)
-        for node, (start, stop) in enumerate(layout.state):
-            out_owner[start:stop] = node
-        out_owner[obs_dim] = len(layout.state)   # the reward node
         self.register_buffer("in_owner", in_owner, persistent=False)
-        self.register_buffer("out_owner", out_owner, persistent=False)
+        self.output_rows = list(layout.state) + [(obs_dim, obs_dim + 1)]   # s' components, then r
 
     def observe(self, batch: dict[str, Tensor]) -> None:
         """Update the standardisation statistics with real transitions."""
@@ -154,12 +154,12 @@ class LocalCausalModel(nn.Module):
         return x[:, :-1], x   # [s, a] for g, [s, a, r] for f
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
-        """Least squares of f and g on a replay minibatch, in standardised units."""
+        """Per-transition least squares [B] of f and g on a replay minibatch, in standardised units."""
         state_action, with_reward = self._standardised(batch["obs"], batch["action"], batch["reward"])
         out_mean, out_std = self.outputs.mean_std()
         target = (torch.cat([batch["next_obs"], batch["reward"][:, None]], 1) - out_mean) / out_std.clamp(min=STD_FLOOR)
         prediction = torch.cat([self.next_state(with_reward), self.reward(state_action)], 1)
-        return 0.5 * (prediction - target).pow(2).sum(1).mean()
+        return 0.5 * (prediction - target).pow(2).sum(1)
 
     @torch.no_grad()
     def adjacency(self, obs: Tensor, action: Tensor, reward: Tensor) -> Tensor:
@@ -171,13 +171,11 @@ class LocalCausalModel(nn.Module):
                          _jacobian(self.reward, state_action)], 1)             # d r / d(s, a)
         # Rows of constant outputs (std 0) and columns of constant inputs carry no information.
         jac = jac * (out_std >= STD_FLOOR)[None, :, None] * (in_std >= STD_FLOOR)[None, None, :]
-        n_in, n_out = self.layout.n_inputs, self.layout.n_outputs
         # Squared norm of each Jacobian row restricted to each input node's columns ...
-        row_sq = torch.zeros(jac.shape[0], jac.shape[1], n_in, device=jac.device)
+        row_sq = torch.zeros(jac.shape[0], jac.shape[1], self.layout.n_inputs, device=jac.device)
         row_sq.index_add_(2, self.in_owner, jac.pow(2))
         # ... and its largest value over each output node's rows.
-        node_sq = torch.full((jac.shape[0], n_out, n_in), -1.0, device=jac.device)
-        node_sq.index_reduce_(1, self.out_owner, row_sq, "amax")
+        node_sq = torch.stack([row_sq[:, start:stop].amax(1) for start, stop in self.output_rows], 1)
         return (node_sq.sqrt() > self.mask_threshold).transpose(1, 2)
 
 

@@ -256,17 +256,19 @@ class IMRLAgent(OnlineAgent):
                               device=self.ctx.device)
         batch = {name: column[index] for name, column in self.buffer.storage.items()}
         total, stats = self.sac.losses(batch, generator, self.signal)            # lines 14-18 (Eq. 10-15)
-        if self.causal is not None:                                               # the causal model: real data only
-            real = batch["real"]
-            model_loss = (self.causal.loss(batch) * real).sum() / real.sum().clamp(min=1.0)
+        if self.causal is not None:
+            # The causal model is only asked about informative transitions (r >= T), so it is
+            # fitted on those, and on real ones only (never on its own counterfactuals).
+            fitted = batch["real"] * (batch["reward"] >= self.current_threshold())
+            model_loss = (self.causal.loss(batch) * fitted).sum() / fitted.sum().clamp(min=1.0)
             total = total + model_loss
-            stats["model_loss"] = model_loss
+            stats["model_loss"] = model_loss.detach()
+            self.counters["model_updates"] += bool(fitted.any())
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         self.sac.update_value_target()                                            # psi' <- lambda psi + (1-lambda) psi'
         self.counters["updates"] += 1
-        self.counters["model_updates"] += self.causal is not None
         return stats
 
     def update(self) -> dict[str, float]:

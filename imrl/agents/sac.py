@@ -247,6 +247,7 @@ class SoftActorCritic(nn.Module):
         total = q_loss + value_loss + policy_loss + signal_loss + alpha_loss
         stats = {"q_loss": q_loss, "value_loss": value_loss, "policy_loss": policy_loss, "signal_loss": signal_loss,
                  "alpha": alpha, "entropy": -log_pi.mean(), "value_target": value_target.mean()}
+        stats = {name: value.detach() for name, value in stats.items()}
         return total, stats
 
     @torch.no_grad()
