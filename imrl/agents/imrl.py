@@ -58,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "augmentation": True,
     "beta": 0.1,                      # weight of log p_xi (or of the KL) in Eq. 11 and 13
     # Local causal model and Algorithm 1 (causal.py).
-    "model_hidden": 256, "mask_threshold": 0.1,
+    "model_hidden": 256, "mask_threshold": 0.3,
     "reward_tolerance": 0.0,          # |r1 - r2| allowed between the two transitions of a pair
     "augment_after": 500,             # causal-model updates before its graphs are trusted
     "pair_candidates": 32,            # replay draws searched for a partner with the same response
@@ -153,8 +153,19 @@ class IMRLAgent(OnlineAgent):
         self.obs_bounds = (torch.as_tensor(observation_space.low, dtype=torch.float32, device=device).flatten(),
                            torch.as_tensor(observation_space.high, dtype=torch.float32, device=device).flatten())
 
-        # The networks: SAC (theta, psi, psi', phi, alpha), the intrinsic signal's (xi), the causal model's.
+        # The networks: SAC (theta, psi, psi', phi, alpha), the intrinsic signal's (xi), the causal
+        # model's; initialised from the run's seed whatever the global RNG holds.
         sac_config = SACConfig.from_params(p)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(ctx.seed)
+            self._build(p, sac_config, obs_dim, action_dim)
+        self.optimizer = make_optimizer([w for w in self.networks.parameters() if w.requires_grad], sac_config.lr)
+        self.buffer = ReplayBuffer(obs_dim, action_dim, sac_config.buffer_size, device)
+        self.generators = {name: ctx.generator(offset) for offset, name in enumerate(("act", "update", "augment"), 1)}
+        self.counters = {"transitions": 0, "episodes": 0, "updates": 0, "model_updates": 0, "pending_updates": 0.0,
+                         "proposed": 0, "augmented": 0, "informative": 0, "max_reward": -math.inf}
+
+    def _build(self, p: dict[str, Any], sac_config: SACConfig, obs_dim: int, action_dim: int) -> None:
         self.sac = SoftActorCritic(obs_dim, action_dim, sac_config)
         if p["intrinsic"] == "empowerment":
             self.signal = Empowerment(obs_dim, action_dim, sac_config.hidden, p["beta"])
@@ -167,12 +178,7 @@ class IMRLAgent(OnlineAgent):
         self.causal = LocalCausalModel(self.layout, p["model_hidden"], p["mask_threshold"]) if p["augmentation"] else None
         self.networks = nn.ModuleDict({name: module for name, module in
                                        [("sac", self.sac), ("signal", self.signal), ("causal", self.causal)]
-                                       if module is not None}).to(device)
-        self.optimizer = make_optimizer([p for p in self.networks.parameters() if p.requires_grad], sac_config.lr)
-        self.buffer = ReplayBuffer(obs_dim, action_dim, sac_config.buffer_size, device)
-        self.generators = {name: ctx.generator(offset) for offset, name in enumerate(("act", "update", "augment"), 1)}
-        self.counters = {"transitions": 0, "episodes": 0, "updates": 0, "model_updates": 0, "pending_updates": 0.0,
-                         "proposed": 0, "augmented": 0, "informative": 0, "max_reward": -math.inf}
+                                       if module is not None}).to(self.ctx.device)
 
     # -- acting (Algorithm 2, line 4) -------------------------------------------------------
     def _tensor(self, x: np.ndarray) -> Tensor:
