@@ -16,7 +16,7 @@ ENV = {"slate_size": 10, "max_steps": 10, "embedding_dim": 8, "history_len": 5}
 PARAMS = {"hidden": 64, "model_hidden": 64, "batch_size": 64, "n_envs": 16, "random_steps": 500,
           "augment_after": 200, "env": ENV}
 BUDGET = {"env_steps": 3000, "update_ratio": 0.5}
-MARGIN = 0.5   # hits per episode; the random policy finds about 1.7, with a standard error near 0.1
+MARGIN = 0.7   # hits per episode; the random policy finds about 1.7 (standard error near 0.1), an untrained policy about 2.0
 
 
 def mean_return(split, policy, users: np.ndarray) -> float:

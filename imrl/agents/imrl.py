@@ -248,7 +248,7 @@ class IMRLAgent(OnlineAgent):
         has_partner = match.any(1)
         partner = candidates.gather(1, match.float().argmax(1, keepdim=True)).squeeze(1)[has_partner]
         first = {name: value[has_partner] for name, value in first.items()}
-        second = {name: column[partner] for name, column in storage.items()}
+        second = self.buffer.rows(partner)
         result = augment(self.causal, first, second, self.obs_bounds, generator, tolerance)
         self.counters["proposed"] += result.proposed
         self.counters["augmented"] += result.accepted
@@ -260,7 +260,7 @@ class IMRLAgent(OnlineAgent):
         generator = self.generators["update"]
         index = torch.randint(0, self.buffer.size, (self.sac.config.batch_size,), generator=generator,
                               device=self.ctx.device)
-        batch = {name: column[index] for name, column in self.buffer.storage.items()}
+        batch = self.buffer.rows(index)
         total, stats = self.sac.losses(batch, generator, self.signal)            # lines 14-18 (Eq. 10-15)
         if self.causal is not None:
             # The causal model is only asked about informative transitions (r >= T), so it is

@@ -116,30 +116,38 @@ class TanhGaussianPolicy(GaussianHead):
 
 
 class ReplayBuffer:
-    """Replay buffer D of preallocated tensors on the run's device. Storage starts
-    small and doubles when full (so a short run does not reserve 1e6 rows), up to
+    """Replay buffer D of preallocated tensors on the run's device: one [rows, width]
+    tensor whose columns hold each field, so a minibatch is one gather. Storage starts
+    small and doubles when full (a short run does not reserve 1e6 rows), up to
     `capacity`; then it is a ring that overwrites the oldest transitions. Besides the
     transition, ``real`` marks environment transitions (1) apart from generated ones (0)."""
 
-    FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "real")
+    SCALARS = ("reward", "terminated", "real")
 
     def __init__(self, obs_dim: int, action_dim: int, capacity: int, device: torch.device, initial: int = 4096):
         if capacity < 1:
             raise ValueError(f"buffer_size must be >= 1, got {capacity}")
-        self.obs_dim, self.action_dim, self.capacity, self.device = obs_dim, action_dim, int(capacity), device
+        widths = {"obs": obs_dim, "action": action_dim, "reward": 1, "next_obs": obs_dim, "terminated": 1, "real": 1}
+        bounds = torch.tensor([0, *widths.values()]).cumsum(0).tolist()
+        self.columns = {name: (start, stop) for name, start, stop in zip(widths, bounds[:-1], bounds[1:])}
+        self.capacity, self.device = int(capacity), device
         self.size = 0       # rows filled
         self.cursor = 0     # next row to write
         self.added = 0      # transitions ever added (diagnostics)
-        self._allocate(min(self.capacity, initial))
+        self.data = torch.zeros(min(self.capacity, initial), bounds[-1], device=device)
 
-    def _allocate(self, rows: int) -> None:
-        old = getattr(self, "storage", None)
-        shapes = {"obs": (self.obs_dim,), "action": (self.action_dim,), "reward": (), "next_obs": (self.obs_dim,),
-                  "terminated": (), "real": ()}
-        self.storage = {name: torch.zeros((rows, *shape), device=self.device) for name, shape in shapes.items()}
-        if old is not None:
-            for name in self.FIELDS:
-                self.storage[name][: self.size] = old[name][: self.size]
+    def _fields(self, packed: Tensor) -> dict[str, Tensor]:
+        """Views of packed rows by field (scalar fields as 1-d)."""
+        return {name: packed[:, start] if name in self.SCALARS else packed[:, start:stop]
+                for name, (start, stop) in self.columns.items()}
+
+    @property
+    def storage(self) -> dict[str, Tensor]:
+        """Every allocated row, by field (rows past ``size`` are empty)."""
+        return self._fields(self.data)
+
+    def rows(self, index: Tensor) -> dict[str, Tensor]:
+        return self._fields(self.data[index])
 
     def add(self, batch: dict[str, Tensor], real: bool = True) -> None:
         """Append a batch of transitions {obs, action (normalised to [-1, 1]), reward,
@@ -147,33 +155,30 @@ class ReplayBuffer:
         n = batch["obs"].shape[0]
         if n == 0:
             return
-        rows = self.storage["obs"].shape[0]
-        while self.size + n > rows and rows < self.capacity:
-            rows = min(self.capacity, 2 * rows)
-            self._allocate(rows)
+        if self.size + n > len(self.data) and len(self.data) < self.capacity:
+            rows = len(self.data)
+            while self.size + n > rows and rows < self.capacity:
+                rows = min(self.capacity, 2 * rows)
+            grown = torch.zeros(rows, self.data.shape[1], device=self.device)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        packed = torch.empty(n, self.data.shape[1], device=self.device)
+        for name, (start, stop) in self.columns.items():
+            value = torch.full((n,), float(real)) if name == "real" else batch[name]
+            packed[:, start:stop] = value.to(self.device, torch.float32).reshape(n, stop - start)
         index = (self.cursor + torch.arange(n, device=self.device)) % self.capacity
-        for name in self.FIELDS[:-1]:
-            self.storage[name][index] = batch[name].to(self.device, torch.float32)
-        self.storage["real"][index] = float(real)
+        self.data[index] = packed
         self.cursor = (self.cursor + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
         self.added += n
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, Tensor]:
-        if self.size == 0:
-            raise RuntimeError("cannot sample from an empty replay buffer")
-        index = torch.randint(0, self.size, (batch_size,), generator=generator, device=self.device)
-        return {name: column[index] for name, column in self.storage.items()}
-
     def state_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "cursor": self.cursor, "added": self.added,
-                "storage": {name: column[: self.size].cpu() for name, column in self.storage.items()}}
+        return {"size": self.size, "cursor": self.cursor, "added": self.added, "data": self.data[: self.size].cpu()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.size, self.cursor, self.added = state["size"], state["cursor"], state["added"]
-        self._allocate(max(self.size, min(self.capacity, 4096)))
-        for name in self.FIELDS:
-            self.storage[name][: self.size] = state["storage"][name].to(self.device)
+        self.data = torch.zeros(max(self.size, min(self.capacity, len(self.data))), self.data.shape[1], device=self.device)
+        self.data[: self.size] = state["data"].to(self.device)
 
 
 @dataclass(frozen=True)
