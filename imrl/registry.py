@@ -83,19 +83,19 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
 #: Offline datasets: name -> converter ("module:function" building Interactions), None = not yet.
 DATASETS: dict[str, str | None] = {
     "synthetic": "imrl.data.synthetic:generate",
-    "ml-20m": None,
-    "netflix": None,
-    "amazon-cd": None,
-    "librarything": None,
-    "book-crossing": None,
-    "goodreads": None,
+    "ml-20m": "imrl.data.readers.movielens:convert",
+    "netflix": "imrl.data.readers.netflix:convert",
+    "amazon-cd": "imrl.data.readers.amazon:convert",
+    "librarything": "imrl.data.readers.librarything:convert",
+    "book-crossing": "imrl.data.readers.bookcrossing:convert",
+    "goodreads": "imrl.data.readers.goodreads:convert",
 }
 
 #: Online simulators: name -> environment factory ("module:function"), None = not yet.
 SIMULATORS: dict[str, str | None] = {
-    "recsim": None,
-    "recogym": None,
-    "virtualtb": None,
+    "recsim": "imrl.envs.recsim:make",
+    "recogym": "imrl.envs.recogym:make",
+    "virtualtb": "imrl.envs.virtualtb:make",
 }
 
 

@@ -5,8 +5,9 @@ history at that phase (``split.history(phase)``: train for "valid", train then v
 for "test") is set to -inf; the top K items are taken in the order (score descending,
 item id ascending); they are compared with the user's ground truth: the distinct items
 of the phase's part that are not in the history. The exact definitions are in
-PROTOCOL.md, section "Ranking metrics"; with hits@K = number of relevant items among
-the top K that have a finite score and R = number of relevant items:
+PROTOCOL.md, section "Ranking metrics"; with rel_r = 1 when the item at rank r is
+relevant and has a finite score (else 0), hits@K = sum_{r=1..K} rel_r and R = the
+number of relevant items:
 
     recall@K    = hits@K / R
     precision@K = hits@K / K
@@ -26,7 +27,6 @@ import torch
 from imrl.data.split import PHASES, Split
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
-METRICS = ("recall", "precision", "ndcg")
 #: Default chunk: as many users as keep one chunk's scores near 2**25 floats (128 MiB).
 SCORES_PER_CHUNK = 2**25
 NEG_INF = float("-inf")
@@ -69,89 +69,94 @@ def evaluate(score_fn: ScoreFn, split: Split, phase: str, ks: Sequence[int] = (2
     label = name or _describe(score_fn)
     device = _resolved(torch.device(device))
     n_items, k_max = split.n_items, ks[-1]
-    plan = _Plan.build(split, phase, device)
-    n_eval = len(plan.users)
     if batch_size is None:
         batch_size = max(1, SCORES_PER_CHUNK // n_items)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    plan = _Plan.build(split, phase, batch_size, device)
+    n_eval = len(plan.users)
 
-    per_user = {f"{metric}@{k}": torch.empty(n_eval, dtype=torch.float64, device=device)
-                for k in ks for metric in METRICS}
-    positions = torch.arange(k_max, dtype=torch.float64, device=device)
-    discount = 1.0 / torch.log2(positions + 2.0)                             # 1/log2(r+1), r = 1..k_max
-    ideal_dcg = torch.cat([discount.new_zeros(1), discount.cumsum(0)])      # ideal_dcg[m] = sum_{r<=m} 1/log2(r+1)
-    n_relevant = plan.n_relevant.to(torch.float64)
-
+    # Per chunk only what needs the full score matrix (few large ops: per-op overhead
+    # would otherwise dominate on a busy machine); the rest runs once on the top lists.
+    top_values, top_items = [], []
     with torch.inference_mode():
         for start in range(0, n_eval, batch_size):
             stop = min(start + batch_size, n_eval)
             scores = _checked_scores(score_fn(plan.users[start:stop]), stop - start, n_items, device, label, phase)
+            flat_scores = scores.view(-1)
 
-            # Exclude the history in place, keeping its scores to put back afterwards (the
-            # tensor may be the method's own); NaN there is still the method's bug.
+            # Exclude the history in place and put its scores back after ranking (the tensor
+            # may be the method's own). NaN there is still the method's bug.
             lo, hi = plan.history_ptr[start], plan.history_ptr[stop]
-            rows, cols = plan.history_rows[lo:hi] - start, plan.history_items[lo:hi]
-            history_scores = scores[rows, cols]
+            history_index = plan.history_index[lo:hi]      # row-in-chunk * n_items + item
+            history_scores = flat_scores.index_select(0, history_index)
             if torch.isnan(history_scores).any():
-                _raise_nan(label, phase, plan.users[start:stop][rows[torch.isnan(history_scores)]])
-            scores[rows, cols] = NEG_INF
+                rows = history_index[torch.isnan(history_scores)] // n_items
+                _raise_nan(label, phase, plan.users[start:stop][rows])
+            flat_scores.index_fill_(0, history_index, NEG_INF)
 
             # topk ranks NaN above everything, so one NaN in a row shows in its first value.
             values, items = torch.topk(scores, min(k_max + 1, n_items), dim=1)
             if torch.isnan(values[:, 0]).any():
                 _raise_nan(label, phase, plan.users[start:stop][torch.isnan(values[:, 0])])
-            values, items = _ordered_top(scores, values, items, k_max)
-            scores[rows, cols] = history_scores
+            _settle_ties_at_cut(scores, values, items, k_max)
+            flat_scores.index_copy_(0, history_index, history_scores)
+            top_values.append(values[:, :k_max])
+            top_items.append(items[:, :k_max])
 
-            # Relevance by binary search of (position * n_items + item) in the sorted ground-truth keys.
-            lo, hi = plan.relevant_ptr[start], plan.relevant_ptr[stop]
-            keys = plan.relevant_keys[lo:hi]
-            owner = torch.arange(start, stop, device=device).unsqueeze(1)
-            query = owner * n_items + items
-            found = keys[torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)] == query
-            hits = (found & (values > NEG_INF)).to(torch.float64)
-            if hits.shape[1] < k_max:                      # fewer items than K: the rest of the list is empty
-                hits = torch.nn.functional.pad(hits, (0, k_max - hits.shape[1]))
+        values, items = _ordered(torch.cat(top_values), torch.cat(top_items))
 
-            hits_at = hits.cumsum(1)                       # hits_at[:, K-1] = hits@K
-            dcg_at = (hits * discount).cumsum(1)
-            n_rel = n_relevant[start:stop]
-            for k in ks:
-                per_user[f"recall@{k}"][start:stop] = hits_at[:, k - 1] / n_rel
-                per_user[f"precision@{k}"][start:stop] = hits_at[:, k - 1] / k
-                ideal = ideal_dcg[plan.n_relevant[start:stop].clamp(max=k)]
-                per_user[f"ndcg@{k}"][start:stop] = dcg_at[:, k - 1] / ideal
+        # Relevance: binary search of (position * n_items + item) in the sorted ground-truth keys.
+        query = torch.arange(n_eval, device=device).unsqueeze(1) * n_items + items
+        keys = plan.relevant_keys
+        found = keys[torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)] == query
+        hits = (found & (values > NEG_INF)).to(torch.float64)
+        if hits.shape[1] < k_max:                          # fewer items than K: the rest of the list is empty
+            hits = torch.nn.functional.pad(hits, (0, k_max - hits.shape[1]))
+
+        discount = 1.0 / torch.log2(torch.arange(k_max, dtype=torch.float64, device=device) + 2.0)  # 1/log2(r+1)
+        ideal_dcg = torch.cat([discount.new_zeros(1), discount.cumsum(0)])  # [m] = sum_{r=1..m} 1/log2(r+1)
+        hits_at = hits.cumsum(1)                           # hits_at[:, K-1] = hits@K
+        dcg_at = (hits * discount).cumsum(1)               # dcg_at[:, K-1] = DCG@K
+        n_relevant = plan.n_relevant.to(torch.float64)
+        per_user = {}
+        for k in ks:
+            per_user[f"recall@{k}"] = hits_at[:, k - 1] / n_relevant
+            per_user[f"precision@{k}"] = hits_at[:, k - 1] / k
+            per_user[f"ndcg@{k}"] = dcg_at[:, k - 1] / ideal_dcg[plan.n_relevant.clamp(max=k)]
 
     return RankingResult(phase=phase, ks=ks, users=plan.users.cpu().numpy(),
-                         per_user={key: values.cpu().numpy() for key, values in per_user.items()},
+                         per_user={key: value.cpu().numpy() for key, value in per_user.items()},
                          n_users_skipped=split.n_users - n_eval)
 
 
-def _ordered_top(scores: torch.Tensor, values: torch.Tensor, items: torch.Tensor,
-                 k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first k items of each row in the order (score descending, item id ascending).
+def _settle_ties_at_cut(scores: torch.Tensor, values: torch.Tensor, items: torch.Tensor, k: int) -> None:
+    """Make the first k of each topk row the top-k set under (score desc, item id asc).
 
     `values, items` come from topk with one item more than k (when the row has it).
     topk's choice among equal scores is unspecified, so where the k-th and (k+1)-th
-    scores are equal (and finite: -inf items never count) the top-k set is rebuilt for
-    those rows only: every item above the k-th score, then the lowest ids at it.
+    scores are equal (and finite: -inf items never count) the set is rebuilt, in place,
+    for those rows only: every item above the k-th score, then the lowest ids at it.
     """
-    if values.shape[1] > k:
-        kth = values[:, k - 1]
-        tie_at_cut = (values[:, k] == kth) & (kth > NEG_INF)
-        values, items = values[:, :k], items[:, :k]
-        if tie_at_cut.any():
-            rows = tie_at_cut.nonzero().squeeze(1)
-            row_scores, cut = scores[rows], kth[rows].unsqueeze(1)
-            above, at_cut = row_scores > cut, row_scores == cut
-            free = k - above.sum(1, keepdim=True)
-            chosen = above | (at_cut & (at_cut.cumsum(1) <= free))   # exactly k per row
-            chosen_items = chosen.nonzero()[:, 1].view(-1, k)
-            items, values = items.clone(), values.clone()
-            items[rows] = chosen_items
-            values[rows] = row_scores.gather(1, chosen_items)
-    # Sort by id, then stably by score descending: equal scores keep ascending ids.
+    if values.shape[1] <= k:
+        return
+    kth = values[:, k - 1]
+    tie_at_cut = (values[:, k] == kth) & (kth > NEG_INF)
+    if not tie_at_cut.any():
+        return
+    rows = tie_at_cut.nonzero().squeeze(1)
+    row_scores, cut = scores[rows], kth[rows].unsqueeze(1)
+    above, at_cut = row_scores > cut, row_scores == cut
+    free = k - above.sum(1, keepdim=True)
+    chosen = above | (at_cut & (at_cut.cumsum(1) <= free))       # exactly k per row
+    chosen_items = chosen.nonzero()[:, 1].view(-1, k)
+    items[rows, :k] = chosen_items
+    values[rows, :k] = row_scores.gather(1, chosen_items)
+
+
+def _ordered(values: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's top-k set in the order (score descending, item id ascending): sort by
+    id, then stably by score."""
     items, by_id = items.sort(dim=1)
     values, by_score = values.gather(1, by_id).sort(dim=1, descending=True, stable=True)
     return values, items.gather(1, by_score)
@@ -163,14 +168,12 @@ class _Plan:
 
     users: torch.Tensor            # int64 [n_eval]: users with ground truth, ascending
     n_relevant: torch.Tensor       # int64 [n_eval]: R per user
-    relevant_ptr: np.ndarray       # int64 [n_eval+1]: CSR offsets into relevant_keys
     relevant_keys: torch.Tensor    # int64: position * n_items + item, ascending
-    history_ptr: np.ndarray        # int64 [n_eval+1]: CSR offsets into history_rows/items
-    history_rows: torch.Tensor     # int64: position of each history entry's user
-    history_items: torch.Tensor    # int64
+    history_ptr: np.ndarray        # int64 [n_eval+1]: CSR offsets into history_index
+    history_index: torch.Tensor    # int64: (position % batch_size) * n_items + item, flat in a chunk
 
     @classmethod
-    def build(cls, split: Split, phase: str, device: torch.device) -> _Plan:
+    def build(cls, split: Split, phase: str, batch_size: int, device: torch.device) -> _Plan:
         n_users, n_items = split.n_users, split.n_items
         history_ptr, history_items = split.history(phase)
         truth_ptr, truth_items = split.csr(phase)
@@ -186,6 +189,8 @@ class _Plan:
         position = np.full(n_users, -1, dtype=np.int64)
         position[users] = np.arange(len(users))
         kept = n_relevant[history_owner] > 0
+        history_ptr_kept = np.zeros(len(users) + 1, dtype=np.int64)
+        np.cumsum(np.diff(history_ptr)[users], out=history_ptr_kept[1:])
 
         def tensor(array: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(np.ascontiguousarray(array, dtype=np.int64), device=device)
@@ -193,18 +198,10 @@ class _Plan:
         return cls(
             users=tensor(users),
             n_relevant=tensor(n_relevant[users]),
-            relevant_ptr=_offsets(n_relevant[users]),
             relevant_keys=tensor(position[relevant // n_items] * n_items + relevant % n_items),
-            history_ptr=_offsets(np.diff(history_ptr)[users]),
-            history_rows=tensor(position[history_owner[kept]]),
-            history_items=tensor(history_items[kept]),
+            history_ptr=history_ptr_kept,
+            history_index=tensor(position[history_owner[kept]] % batch_size * n_items + history_items[kept]),
         )
-
-
-def _offsets(lengths: np.ndarray) -> np.ndarray:
-    ptr = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=ptr[1:])
-    return ptr
 
 
 def _checked_ks(ks: Sequence[int]) -> tuple[int, ...]:
