@@ -221,13 +221,13 @@ class IMRLAgent(OnlineAgent):
                  "next_obs": self._tensor(next_obs),
                  "terminated": torch.as_tensor(terminated, dtype=torch.float32, device=self.ctx.device).reshape(-1)}
         n = len(batch["obs"])
+        self.counters["max_reward"] = max(self.counters["max_reward"], float(batch["reward"].max()))
         threshold = self.current_threshold()
         self.buffer.add(batch, real=True)                                         # line 7
         for module in (self.causal, self.signal):
             if hasattr(module, "observe"):
                 module.observe(batch)
         self.counters["transitions"] += n
-        self.counters["max_reward"] = max(self.counters["max_reward"], float(batch["reward"].max()))
         if self.buffer.size >= self.sac.config.batch_size:
             self.counters["pending_updates"] += n * self.budget["update_ratio"]
         informative = batch["reward"] >= threshold                                # line 8
@@ -246,6 +246,8 @@ class IMRLAgent(OnlineAgent):
         match = (((storage["reward"][candidates] - first["reward"][:, None]).abs() <= tolerance)
                  & (storage["terminated"][candidates] == first["terminated"][:, None]))
         has_partner = match.any(1)
+        if not has_partner.any():
+            return
         partner = candidates.gather(1, match.float().argmax(1, keepdim=True)).squeeze(1)[has_partner]
         first = {name: value[has_partner] for name, value in first.items()}
         second = self.buffer.rows(partner)
@@ -336,8 +338,8 @@ class IMRL(OfflineMethod):
                 # state at a checkpoint is then a function of the segment alone.
                 segment = done // segment_steps
                 obs, _ = env.reset(seed=int(np.random.SeedSequence([ctx.seed, segment]).generate_state(1)[0]))
-                returns = 0.0
-                for _ in range(min(segment_steps, total_steps - done)):
+                returns, steps = 0.0, min(segment_steps, total_steps - done)
+                for _ in range(steps):
                     actions = self.agent.act(obs, explore=True)
                     next_obs, rewards, terminated, truncated, info = env.step(actions)
                     self.agent.observe(obs, actions, rewards, info["final_obs"], terminated, truncated)
@@ -346,7 +348,7 @@ class IMRL(OfflineMethod):
                     bar.update(1)
                 self._checkpoint(done)
                 counters = self.agent.counters
-                ctx.log(f"IMRL {done * p['n_envs']} transitions: mean reward {returns / (segment_steps * p['n_envs']):.3f}, "
+                ctx.log(f"IMRL {done * p['n_envs']} transitions: mean reward {returns / (steps * p['n_envs']):.3f}, "
                         f"T={self.agent.current_threshold():.2f}, augmented {counters['augmented']}, "
                         f"updates {counters['updates']}")
 
