@@ -13,9 +13,9 @@ from imrl.envs.offline import BatchedOfflineRecEnv
 
 # Short episodes with a wide slate, so that a budget of a few thousand steps is enough.
 ENV = {"slate_size": 10, "max_steps": 10, "embedding_dim": 8, "history_len": 5}
-PARAMS = {"hidden": 64, "model_hidden": 64, "batch_size": 64, "n_envs": 16, "random_steps": 500,
+PARAMS = {"hidden": 64, "model_hidden": 64, "batch_size": 128, "lr": 1e-3, "n_envs": 16, "random_steps": 500,
           "augment_after": 200, "env": ENV}
-BUDGET = {"env_steps": 3000, "update_ratio": 0.5}
+BUDGET = {"env_steps": 3000, "update_ratio": 0.25}
 MARGIN = 0.7   # hits per episode; the random policy finds about 1.7 (standard error near 0.1), an untrained policy about 2.0
 
 
