@@ -9,6 +9,8 @@ CONFIG ?= config/config.yaml
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]'
+	# The original RecoGym for the parity tests: its declared dependencies drag TensorFlow.
+	$(PY) -m pip install -q --no-deps recogym==0.1.3.0
 	touch $@
 
 run: $(VENV)/.installed

@@ -57,11 +57,16 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     MethodSpec("popularity", "baselines.popularity:Popularity", (OFFLINE,), "most popular training items"),
     MethodSpec("markov", "baselines.markov:Markov", (OFFLINE,), "first-order item-to-item transition counts"),
     # IMRL and its ablations (issue: IMRL itself).
-    MethodSpec("imrl", None, (OFFLINE, ONLINE), "IMRL (this paper)"),
-    MethodSpec("imrl-e", None, (OFFLINE, ONLINE), "IMRL without empowerment"),
-    MethodSpec("imrl-a", None, (OFFLINE, ONLINE), "IMRL without counterfactual augmentation"),
-    MethodSpec("imrl-kl", None, (OFFLINE, ONLINE), "IMRL with the KL-divergence intrinsic signal"),
-    MethodSpec("sac", None, (OFFLINE, ONLINE), "Soft Actor-Critic (Haarnoja et al. 2018)"),
+    MethodSpec("imrl", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "IMRL (this paper)",
+               {"intrinsic": "empowerment", "augmentation": True}, online_target="imrl.agents.imrl:IMRLAgent"),
+    MethodSpec("imrl-e", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "IMRL without empowerment",
+               {"intrinsic": "entropy", "augmentation": True}, online_target="imrl.agents.imrl:IMRLAgent"),
+    MethodSpec("imrl-a", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "IMRL without counterfactual augmentation",
+               {"intrinsic": "empowerment", "augmentation": False}, online_target="imrl.agents.imrl:IMRLAgent"),
+    MethodSpec("imrl-kl", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "IMRL with the KL-divergence intrinsic signal",
+               {"intrinsic": "kl", "augmentation": True}, online_target="imrl.agents.imrl:IMRLAgent"),
+    MethodSpec("sac", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "Soft Actor-Critic (Haarnoja et al. 2018)",
+               {"intrinsic": "entropy", "augmentation": False}, online_target="imrl.agents.imrl:IMRLAgent"),
     # Supervised sequential baselines.
     MethodSpec("sasrec", "baselines.sasrec:SASRec", (OFFLINE,), "SASRec (Kang & McAuley, ICDM 2018)", gpu=True),
     MethodSpec("stamp", "baselines.stamp:STAMP", (OFFLINE,), "STAMP (Liu et al., KDD 2018)", gpu=True),
@@ -78,19 +83,19 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
 #: Offline datasets: name -> converter ("module:function" building Interactions), None = not yet.
 DATASETS: dict[str, str | None] = {
     "synthetic": "imrl.data.synthetic:generate",
-    "ml-20m": None,
-    "netflix": None,
-    "amazon-cd": None,
-    "librarything": None,
-    "book-crossing": None,
-    "goodreads": None,
+    "ml-20m": "imrl.data.readers.movielens:convert",
+    "netflix": "imrl.data.readers.netflix:convert",
+    "amazon-cd": "imrl.data.readers.amazon:convert",
+    "librarything": "imrl.data.readers.librarything:convert",
+    "book-crossing": "imrl.data.readers.bookcrossing:convert",
+    "goodreads": "imrl.data.readers.goodreads:convert",
 }
 
 #: Online simulators: name -> environment factory ("module:function"), None = not yet.
 SIMULATORS: dict[str, str | None] = {
-    "recsim": None,
-    "recogym": None,
-    "virtualtb": None,
+    "recsim": "imrl.envs.recsim:make",
+    "recogym": "imrl.envs.recogym:make",
+    "virtualtb": "imrl.envs.virtualtb:make",
 }
 
 

@@ -1,27 +1,44 @@
 # Validation of the config, the grid of runs, and input functions. No science here:
 # every stage is `python -m imrl <stage>`.
+import glob
 import json
 import re
 import sys
+from pathlib import Path
 
 from imrl import config as imrl_config
 from imrl import registry
+from imrl.data.sources import VIRTUALTB
 
 imrl_config.validate(config, ", ".join(map(str, workflow.configfiles)) or "--config")
 PYTHON = sys.executable
 SEEDS = config["seeds"]
 
 
+VIRTUALTB_WEIGHTS = [f"data/raw/virtualtb/{f.name}" for f in VIRTUALTB.variant().files]
+
+
+def _virtualtb_left_out():
+    """VirtualTB needs three downloaded weight files. With `download: false` (the
+    offline default) and the files absent, it is left out and the reports say why."""
+    settings = config["simulators"].get("virtualtb")
+    if settings is None or settings["download"] or all(Path(f).exists() for f in VIRTUALTB_WEIGHTS):
+        return []
+    return [f"simulator virtualtb (its weights are not in data/raw/virtualtb and download is false: "
+            f"set simulators.virtualtb.download: true, or place {', '.join(Path(f).name for f in VIRTUALTB_WEIGHTS)} "
+            f"there by hand; see SIMULATORS.md)"]
+
+
 def _not_available():
     missing = [f"method {m}" for m in config["methods"] if not registry.METHODS[m].available]
     missing += [f"dataset {d}" for d in config["datasets"] if registry.DATASETS[d] is None]
     missing += [f"simulator {s}" for s in config["simulators"] if registry.SIMULATORS[s] is None]
-    return missing
+    return missing + _virtualtb_left_out()
 
 
 NOT_AVAILABLE = _not_available()
 if NOT_AVAILABLE:
-    message = ("NOT AVAILABLE YET (named by the config, implementation not landed; left out of this run "
+    message = ("NOT AVAILABLE (named by the config, but not implemented yet or missing its input; left out of this run "
                "and listed in the reports): " + ", ".join(NOT_AVAILABLE))
     if config["strict"]:
         raise WorkflowError(message + " (strict: true)")
@@ -30,10 +47,15 @@ if NOT_AVAILABLE:
 DATASETS = [d for d in config["datasets"] if registry.DATASETS[d] is not None]
 OFFLINE_METHODS = [m for m in config["methods"]
                    if registry.METHODS[m].available and registry.OFFLINE in registry.METHODS[m].settings]
+SIMULATORS = [s for s in config["simulators"] if registry.SIMULATORS[s] is not None
+              and not (s == "virtualtb" and _virtualtb_left_out())]
+ONLINE_METHODS = [m for m in config["methods"]
+                  if registry.METHODS[m].available and registry.ONLINE in registry.METHODS[m].settings]
 
 
 wildcard_constraints:
     dataset="|".join(map(re.escape, registry.DATASETS)),
+    simulator="|".join(map(re.escape, registry.SIMULATORS)),
     method="|".join(map(re.escape, registry.METHODS)),
     seed=r"\d+",
 
@@ -43,11 +65,44 @@ def offline_runs():
                   dataset=DATASETS, method=OFFLINE_METHODS, seed=SEEDS)
 
 
-def method_sources(wildcards):
-    """Code the run depends on: a change to any of it reruns the run."""
-    spec = registry.method(wildcards.method)
-    files = set(registry.source_files("imrl.runs.run")) | set(registry.source_files(spec.module))
+def online_runs():
+    """Runs on the simulators that are available (none until a simulator lands)."""
+    return expand("results/runs/{simulator}/{method}/seed{seed}.json",
+                  simulator=SIMULATORS, method=ONLINE_METHODS, seed=SEEDS)
+
+
+def report_inputs():
+    """Everything the reports are made from: the runs, the paper's transcribed numbers,
+    the leaderboard submissions and the report code (a change to any reruns them)."""
+    code = [str(registry.PROJECT_ROOT / path) for path in registry.source_files("imrl.report.build")]
+    return {
+        "runs": offline_runs() + online_runs(),
+        # The project's copy: a run in another --directory has no results/reported of its own.
+        "reported": str(registry.PROJECT_ROOT / "results/reported/imrl-paper-table2.csv"),
+        "submissions": sorted(glob.glob("results/submissions/**/*.json", recursive=True)),
+        "code": code + [str(registry.PROJECT_ROOT / "imrl/report/leaderboard_page.html")],
+    }
+
+
+def _run_sources(method, setting):
+    """Code a run depends on: a change to any of it reruns the run."""
+    spec = registry.method(method)
+    target = spec.online_target if setting == registry.ONLINE and spec.online_target else spec.target
+    files = set(registry.source_files("imrl.runs.run")) | set(registry.source_files(target.split(":")[0]))
     return sorted(str(registry.PROJECT_ROOT / path) for path in files)
+
+
+def offline_sources(wildcards):
+    return _run_sources(wildcards.method, registry.OFFLINE)
+
+
+def online_sources(wildcards):
+    return _run_sources(wildcards.method, registry.ONLINE)
+
+
+def simulator_inputs(wildcards):
+    """VirtualTB's weights, verified (downloaded by the datasets rules when absent)."""
+    return [f + ".verified.json" for f in VIRTUALTB_WEIGHTS] if wildcards.simulator == "virtualtb" else []
 
 
 def offline_job(wildcards):
@@ -61,6 +116,16 @@ def offline_job(wildcards):
     }, sort_keys=True)
 
 
+def online_job(wildcards):
+    """The resolved configuration of one simulator run (recorded in its results JSON)."""
+    simulator = config["simulators"][wildcards.simulator]
+    return json.dumps({
+        "method": config["methods"][wildcards.method],
+        "simulator": simulator,
+        "budget": simulator.get("budget", {}),
+    }, sort_keys=True)
+
+
 def report_config():
     """What the report needs to know of the config: order of rows and columns, and
     what was named but is not available."""
@@ -68,6 +133,8 @@ def report_config():
         "name": config["name"],
         "datasets": DATASETS,
         "methods": OFFLINE_METHODS,
+        "simulators": SIMULATORS,
+        "online_methods": ONLINE_METHODS,
         "table_k": config["evaluation"]["table_k"],
         "not_available": NOT_AVAILABLE,
     }, sort_keys=True)

@@ -1,11 +1,11 @@
-# Training stage: one job per (dataset, method, seed). A method that raises still
+# Training stage: one job per (dataset or simulator, method, seed). A method that raises still
 # writes its results JSON, with status "failed", so the tables show the failure.
 
 
 rule train_offline:
     input:
         split="data/processed/{dataset}/split/meta.json",
-        code=method_sources,
+        code=offline_sources,
     output:
         "results/runs/{dataset}/{method}/seed{seed}.json",
     params:
@@ -20,4 +20,25 @@ rule train_offline:
         "{PYTHON} -m imrl run --dataset {wildcards.dataset} --method {wildcards.method} --seed {wildcards.seed}"
         " --split data/processed/{wildcards.dataset}/split --job {params.job:q} --out {output}"
         " --checkpoints results/checkpoints/{wildcards.dataset}/{wildcards.method}/seed{wildcards.seed}"
+        " > {log} 2>&1"
+
+
+rule train_online:
+    input:
+        simulator=simulator_inputs,
+        code=online_sources,
+    output:
+        "results/runs/{simulator}/{method}/seed{seed}.json",
+    params:
+        job=online_job,
+    resources:
+        gpu=lambda wc: int(registry.method(wc.method).gpu),
+        mem_mb=lambda wc, attempt: config["resources"]["mem_mb"] * attempt,
+        runtime=config["resources"]["runtime"],
+    log:
+        "logs/train/{simulator}/{method}/seed{seed}.log",
+    shell:
+        "{PYTHON} -m imrl run-online --simulator {wildcards.simulator} --method {wildcards.method}"
+        " --seed {wildcards.seed} --job {params.job:q} --out {output}"
+        " --checkpoints results/checkpoints/{wildcards.simulator}/{wildcards.method}/seed{wildcards.seed}"
         " > {log} 2>&1"

@@ -13,12 +13,7 @@ import pytest
 
 from imrl.report.results import RunFileError, load_runs, read_run, validate_run
 from imrl.report.table2 import build_table2, table2_from_results, write_table2
-
-PROVENANCE = {
-    "git_commit": "abc123", "git_dirty": False, "config_hash": "cfg0", "packages": {"torch": "2.13.0"},
-    "python": "3.11.7", "platform": "Linux", "hardware": "2 cpu", "device": "cpu",
-    "wall_time_s": 1.5, "started_at": "2025-01-01T00:00:00Z", "finished_at": "2025-01-01T00:00:02Z",
-}
+from tests.crafted_results import PROVENANCE
 
 
 def run_record(dataset="synthetic", method="popularity", seed=0, test=(0.1, 0.01, 0.05), *,

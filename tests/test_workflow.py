@@ -4,6 +4,7 @@ splits, runs and Table II, including a method that fails."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,29 @@ def test_failed_method_is_recorded_and_shown(workflow_run):
     assert "failed" in table
 
 
+def test_reports_figures_leaderboard_and_snakemake_report(workflow_run):
+    tmp_path, config, _ = workflow_run
+    for name in ("table2_vs_paper.md", "figure2.png", "figure2.pdf", "figure3.png", "figure3.pdf", "leaderboard.html"):
+        assert (tmp_path / "reports" / name).stat().st_size > 0, name
+    assert (tmp_path / "results/leaderboard.csv").stat().st_size > 0
+    # A new leaderboard submission reruns the report rule (and only it).
+    submission = json.loads((tmp_path / "results/runs/synthetic/markov/seed0.json").read_text())
+    submission["method"] = "their-method"
+    (tmp_path / "results/submissions").mkdir(exist_ok=True)
+    (tmp_path / "results/submissions/theirs.json").write_text(json.dumps(submission))
+    dry = snakemake(tmp_path, config, "-n")
+    assert "rule report" in dry.stdout and "train_offline" not in dry.stdout
+    assert snakemake(tmp_path, config).returncode == 0
+    assert "their-method" in (tmp_path / "results/leaderboard.csv").read_text()
+    # snakemake --report: one offline HTML file with the tables, figures and their captions.
+    result = snakemake(tmp_path, config, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text()
+    for caption in ("Table II: top-K recommendation", "Figure 2: test CTR", "Figure 3: ablation study", "Leaderboard: one tab"):
+        assert caption in html, caption
+    assert not re.search(r"""<(script|img|link)[^>]+(src|href)=["']https?:""", html)   # nothing fetched
+
+
 def test_rerun_is_a_no_op_and_a_config_change_reruns(workflow_run):
     tmp_path, config, _ = workflow_run
     result = snakemake(tmp_path, config, "-n")
@@ -91,7 +115,7 @@ def test_paper_dry_run_reports_what_is_not_available():
     result = subprocess.run([*SNAKEMAKE, "-n", "--configfile", str(REPO_ROOT / "config/paper.yaml")],
                             capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "NOT AVAILABLE YET" in result.stderr
+    assert "NOT AVAILABLE" in result.stderr
 
 
 def test_invalid_config_fails_naming_the_key(tmp_path):
@@ -100,3 +124,21 @@ def test_invalid_config_fails_naming_the_key(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "methods.sasrek" in output and "sasrec" in output
+
+
+def test_gpu_jobs_get_distinct_slots(tmp_path, monkeypatch):
+    """`--resources gpu=2` with two fake devices: four GPU-flagged runs, two at a time,
+    each holding one slot; no two runs overlap on a slot."""
+    monkeypatch.setenv("IMRL_GPU_SLOTS", "2")
+    monkeypatch.setenv("IMRL_GPU_LOCK_DIR", str(tmp_path / "locks"))
+    tiny = {"epochs": 1, "d": 8, "max_len": 5, "batch_size": 64}
+    config = tiny_config(tmp_path, {"sasrec": tiny, "stamp": tiny})
+    result = snakemake(tmp_path, config, "--resources", "gpu=2", "--cores", "4")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    runs = [json.loads(path.read_text()) for path in (tmp_path / "results/runs/synthetic").glob("*/seed*.json")]
+    assert len(runs) == 4 and all(run["status"] == "ok" for run in runs)
+    intervals = sorted((run["provenance"]["gpu_slot"], run["provenance"]["started_at"],
+                        run["provenance"]["finished_at"]) for run in runs)
+    assert {slot for slot, _, _ in intervals} <= {0, 1}
+    for (slot_a, _, end_a), (slot_b, start_b, _) in zip(intervals, intervals[1:]):
+        assert slot_a != slot_b or end_a <= start_b, intervals

@@ -99,6 +99,21 @@ def save_npy(path: Path, array: np.ndarray) -> None:
             np.save(fh, array)
 
 
+SIDE_INFO = {"user_features": np.float32, "item_categories": np.int32}
+
+
+def save_side_info(directory: Path, user_features: np.ndarray | None, item_categories: np.ndarray | None) -> None:
+    for name, array in (("user_features", user_features), ("item_categories", item_categories)):
+        if array is not None:
+            save_npy(directory / f"{name}.npy", array.astype(SIDE_INFO[name]))
+
+
+def load_side_info(directory: Path) -> dict[str, np.ndarray | None]:
+    """The optional side-information arrays of a dataset or split directory (None where absent)."""
+    return {name: np.load(directory / f"{name}.npy") if (directory / f"{name}.npy").exists() else None
+            for name in SIDE_INFO}
+
+
 def metadata(data: Interactions) -> dict[str, Any]:
     n = len(data.table)
     return {
@@ -122,10 +137,7 @@ def save(data: Interactions, directory: str | Path) -> dict[str, Any]:
     for name, ids, n in (("user_map", data.user_ids, data.n_users), ("item_map", data.item_ids, data.n_items)):
         raw = np.arange(n).astype(str) if ids is None else np.asarray(ids).astype(str)
         write_parquet(directory / f"{name}.parquet", pd.DataFrame({"id": np.arange(n, dtype=np.int32), "raw_id": raw}))
-    if data.user_features is not None:
-        save_npy(directory / "user_features.npy", data.user_features.astype(np.float32))
-    if data.item_categories is not None:
-        save_npy(directory / "item_categories.npy", data.item_categories.astype(np.int32))
+    save_side_info(directory, data.user_features, data.item_categories)
     meta = metadata(data)
     atomic_write_json(directory / "meta.json", meta)
     return meta
@@ -138,8 +150,7 @@ def load(directory: str | Path) -> Interactions:
         raise FileNotFoundError(f"{meta_path}: not found (the dataset was not converted, or conversion did not finish)")
     meta = json.loads(meta_path.read_text())
     table = read_parquet(directory / "interactions.parquet")
-    optional = {name: np.load(directory / f"{name}.npy") if (directory / f"{name}.npy").exists() else None
-                for name in ("user_features", "item_categories")}
+    optional = load_side_info(directory)
     data = Interactions(table=table, n_users=meta["n_users"], n_items=meta["n_items"], source=meta["source"],
                         side_info=meta.get("side_info", {}), **optional)
     data.validate(str(directory / "interactions.parquet"))

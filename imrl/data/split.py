@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imrl.data.interactions import check_table, content_hash, read_parquet, save_npy, write_parquet
+from imrl.data.interactions import check_table, content_hash, load_side_info, read_parquet, save_side_info, write_parquet
 from imrl.io import atomic_write_json
 
 PARTS = ("train", "valid", "test")
@@ -104,10 +104,7 @@ def save_split(split: Split, directory: str | Path) -> dict[str, Any]:
     split.validate(str(directory))
     for name in PARTS:
         write_parquet(directory / f"{name}.parquet", split.part(name))
-    if split.user_features is not None:
-        save_npy(directory / "user_features.npy", split.user_features.astype(np.float32))
-    if split.item_categories is not None:
-        save_npy(directory / "item_categories.npy", split.item_categories.astype(np.int32))
+    save_side_info(directory, split.user_features, split.item_categories)
     meta = split.meta()
     atomic_write_json(directory / "meta.json", meta)
     return meta
@@ -120,8 +117,7 @@ def load_split(directory: str | Path) -> Split:
         raise FileNotFoundError(f"{meta_path}: not found (the split was not built, or building it did not finish)")
     meta = json.loads(meta_path.read_text())
     parts = {name: read_parquet(directory / f"{name}.parquet") for name in PARTS}
-    optional = {name: np.load(directory / f"{name}.npy") if (directory / f"{name}.npy").exists() else None
-                for name in ("user_features", "item_categories")}
+    optional = load_side_info(directory)
     split = Split(name=meta["name"], n_users=meta["n_users"], n_items=meta["n_items"],
                   side_info=meta.get("side_info", {}), config=meta.get("config", {}), **parts, **optional)
     split.validate(str(directory))

@@ -92,7 +92,7 @@ from imrl.data.split import Split
 ACTION_INTERFACES = ("discrete", "continuous")
 OBSERVATIONS = ("vector", "ids")
 #: Largest smaller side of X whose Gram matrix is eigendecomposed exactly (else ARPACK).
-EXACT_GRAM_MAX = 2048
+EXACT_GRAM_MAX = 512
 
 
 def item_embedding_table(split: Split, dim: int) -> np.ndarray:
@@ -174,7 +174,7 @@ def _episode_plan(split: Split, initial_items: int):
     return initial_ptr, items[is_initial], target_ptr, items[target_rows]
 
 
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+def _int_at_least(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
     return int(value)
@@ -194,11 +194,11 @@ class OfflineRecSetup:
         if observation not in OBSERVATIONS:
             raise ValueError(f"observation must be one of {OBSERVATIONS}; got {observation!r}")
         self.n_users, self.n_items = split.n_users, split.n_items
-        self.history_len = _positive_int("history_len", history_len)
-        self.slate_size = _positive_int("slate_size", slate_size)
-        self.embedding_dim = _positive_int("embedding_dim", embedding_dim)
-        self.max_steps = _positive_int("max_steps", max_steps)
-        self.initial_items = _positive_int("initial_items", self.history_len if initial_items is None else initial_items, 0)
+        self.history_len = _int_at_least("history_len", history_len)
+        self.slate_size = _int_at_least("slate_size", slate_size)
+        self.embedding_dim = _int_at_least("embedding_dim", embedding_dim)
+        self.max_steps = _int_at_least("max_steps", max_steps)
+        self.initial_items = _int_at_least("initial_items", self.history_len if initial_items is None else initial_items, 0)
         self.action_interface, self.observation = action_interface, observation
         self.max_reward = self.slate_size
         if self.initial_items > self.history_len:
@@ -427,7 +427,7 @@ class BatchedOfflineRecEnv(VectorEnv):
                  device: str | torch.device = "cpu"):
         self.setup = setup = OfflineRecSetup(split, users, history_len, slate_size, action_interface, embedding_dim,
                                              max_steps, initial_items, observation, item_embeddings)
-        self.num_envs = _positive_int("num_envs", num_envs)
+        self.num_envs = _int_at_least("num_envs", num_envs)
         self.single_observation_space = setup.observation_space
         self.single_action_space = setup.action_space
         self.observation_space = batch_space(setup.observation_space, self.num_envs)
@@ -530,9 +530,10 @@ class BatchedOfflineRecEnv(VectorEnv):
 
     def _append(self, window: torch.Tensor, slate: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
         """The window after appending the kept slate items in slot order (last N kept)."""
-        combined = torch.cat([window, slate], dim=1)
-        valid = torch.cat([window != self.setup.n_items, kept], dim=1)
-        order = valid.to(torch.uint8).sort(dim=1, stable=True).indices   # pads first, order kept
+        pad = self.setup.n_items
+        valid = torch.cat([window != pad, kept], dim=1)
+        combined = torch.cat([window, slate], dim=1).masked_fill_(~valid, pad)
+        order = valid.to(torch.uint8).sort(dim=1, stable=True).indices   # invalid first, order kept
         return combined.gather(1, order[:, -self.setup.history_len:])
 
     def _observation(self, rows: torch.Tensor | None = None):
@@ -541,9 +542,9 @@ class BatchedOfflineRecEnv(VectorEnv):
             skipped = self._skipped if rows is None else self._skipped[rows]
             return {"history": history.cpu().numpy().copy(), "skipped": skipped.cpu().numpy().copy(),
                     "user": user.cpu().numpy().copy()}
-        parts = [self._embeddings[history].flatten(1)]
+        parts = [self._embeddings.index_select(0, history.flatten()).view(len(history), -1)]
         if self._features is not None:
-            parts.append(self._features[user])
+            parts.append(self._features.index_select(0, user))
         return torch.cat(parts, dim=1).cpu().numpy()
 
 

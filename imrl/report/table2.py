@@ -33,6 +33,7 @@ import pandas as pd
 
 from imrl.io import atomic_write_text
 from imrl.report.results import RunFileError, load_runs
+from imrl.report.significance import MARKER_LEGEND, compare_with_best
 
 #: Table II's measures, in the paper's column order: metric key -> column label.
 METRICS = {"recall": "Recall", "precision": "Precision", "ndcg": "nDCG"}
@@ -45,8 +46,12 @@ MAX_ERROR = 160
 
 CSV_COLUMNS = [
     "method", "dataset", "metric", "k", "mean_percent", "std_percent", "n_ok", "n_failed",
-    "seeds_ok", "seeds_failed", "rank", "note", "errors", "cell",
+    "seeds_ok", "seeds_failed", "rank", "note", "errors",
+    # Significance of the column's best method against this one (imrl.report.significance).
+    "best_method", "n_paired", "mean_difference_percent", "p_ttest", "p_ttest_holm", "p_wilcoxon",
+    "significant", "test_note", "cell",
 ]
+SIGNIFICANCE_COLUMNS = CSV_COLUMNS[CSV_COLUMNS.index("best_method"):-1]
 
 
 @dataclass
@@ -72,6 +77,7 @@ def build_table2(runs: pd.DataFrame, k: int = 20, datasets: Sequence[str] | None
     datasets = list(datasets) if datasets is not None else sorted(offline["dataset"].unique())
     notes: list[str] = []
     rows = []
+    per_seed: dict[tuple[str, str, str], dict[int, float]] = {}   # (method, dataset, metric) -> seed -> value
     for method in methods:
         for dataset in datasets:
             group = offline[(offline["method"] == method) & (offline["dataset"] == dataset)]
@@ -82,6 +88,7 @@ def build_table2(runs: pd.DataFrame, k: int = 20, datasets: Sequence[str] | None
                 notes.append(f"{method} on {dataset}: {errors}")
             for metric in METRICS:
                 percent = 100.0 * _metric_values(ok, f"{metric}@{k}")
+                per_seed[method, dataset, metric] = dict(zip(ok["seed"], percent))
                 rows.append({
                     "method": method, "dataset": dataset, "metric": metric, "k": k,
                     "mean_percent": percent.mean() if len(percent) else np.nan,
@@ -91,9 +98,10 @@ def build_table2(runs: pd.DataFrame, k: int = 20, datasets: Sequence[str] | None
                     "note": len(notes) if errors else None,
                     "errors": errors or None,
                 })
-    cells = pd.DataFrame(rows, columns=[c for c in CSV_COLUMNS if c not in ("rank", "cell")])
+    cells = pd.DataFrame(rows, columns=[c for c in CSV_COLUMNS if c not in ("rank", "cell", *SIGNIFICANCE_COLUMNS)])
     cells["note"] = cells["note"].astype("Int64")
     cells["rank"] = _ranks(cells)
+    cells = cells.join(_significance(cells, per_seed))
     totals = [n for n in cells["n_ok"] + cells["n_failed"] if n > 0]
     usual = Counter(totals).most_common(1)[0][0] if totals else None
     return Table2(cells, methods, datasets, k, notes, usual, list(not_available))
@@ -146,6 +154,27 @@ def _ranks(cells: pd.DataFrame) -> pd.Series:
     return ranks
 
 
+def _significance(cells: pd.DataFrame, per_seed: dict[tuple[str, str, str], dict[int, float]]) -> pd.DataFrame:
+    """Per cell: the column's best method (first rank-1 method in row order) against
+    this cell's method over matched seeds; empty for the best's own cell."""
+    out = pd.DataFrame(index=cells.index, columns=SIGNIFICANCE_COLUMNS, dtype=object)
+    for (dataset, metric), column in cells.groupby(["dataset", "metric"], sort=False):
+        best_rows = column[column["rank"] == 1]
+        if best_rows.empty:
+            continue
+        best = best_rows["method"].iloc[0]
+        comparisons = compare_with_best({m: per_seed[m, dataset, metric] for m in column["method"]}, best)
+        for index, method in column["method"].items():
+            out.at[index, "best_method"] = best
+            if method == best:
+                continue
+            comparison = comparisons[method]
+            out.loc[index, SIGNIFICANCE_COLUMNS[1:]] = [
+                comparison.n, comparison.mean_difference, comparison.p_ttest, comparison.p_ttest_holm,
+                comparison.p_wilcoxon, comparison.significant, comparison.reason]
+    return out
+
+
 # ---------------------------------------------------------------------------- text
 
 @dataclass(frozen=True)
@@ -155,6 +184,7 @@ class Markup:
     best: Callable[[str], str]
     second: Callable[[str], str]
     no_run: str
+    significant: str     # appended to a cell significantly below its column's best
 
 
 def escape_markdown(text: str) -> str:
@@ -177,9 +207,9 @@ def escape_latex(text: str) -> str:
     return "".join(LATEX_SPECIAL.get(char, char) for char in " ".join(str(text).split()))
 
 
-MARKDOWN = Markup(escape_markdown, " ± ", lambda s: f"**{s}**", lambda s: s + "\\*", "–")
-LATEX = Markup(escape_latex, r" $\pm$ ", lambda s: rf"\textbf{{{s}}}", lambda s: s + "*", "--")
-PLAIN = Markup(str, " ± ", str, str, "–")     # CSV: the rank has its own column
+MARKDOWN = Markup(escape_markdown, " ± ", lambda s: f"**{s}**", lambda s: s + "\\*", "–", "†")
+LATEX = Markup(escape_latex, r" $\pm$ ", lambda s: rf"\textbf{{{s}}}", lambda s: s + "*", "--", r"$^\dagger$")
+PLAIN = Markup(str, " ± ", str, str, "–", "")  # CSV: rank and significance have their own columns
 
 
 def format_cell(cell: pd.Series, markup: Markup, usual_seeds: int | None) -> str:
@@ -192,6 +222,8 @@ def format_cell(cell: pd.Series, markup: Markup, usual_seeds: int | None) -> str
         rank = cell["rank"]
         if pd.notna(rank):
             text = markup.best(text) if rank == 1 else markup.second(text)
+        if pd.notna(cell["significant"]) and bool(cell["significant"]):
+            text += markup.significant
         if n_failed:
             text += f" [{n_ok}/{n_ok + n_failed} seeds]"
         elif n_ok != usual_seeds:
@@ -211,13 +243,15 @@ def legend(table: Table2) -> list[str]:
            f"(k ok of n run)." if table.usual_seeds else "."),
         "Bold: best in its column; *: second best. Ranks compare the displayed values: "
         "ties share a rank and * goes to the next distinct value.",
+        MARKER_LEGEND + " The p-values (t-test raw and Holm-adjusted; Wilcoxon signed-rank from "
+        "6 matched seeds on) are in table2.csv.",
     ]
     if (cells["n_ok"] == 1).any():
         lines.append("± n/a: a single ok seed, so no standard deviation.")
     if ((cells["n_ok"] == 0) & (cells["n_failed"] == 0)).any():
         lines.append("–: no run.")
     if table.not_available:
-        lines.append("Named by the configuration but not available yet (no implementation has landed), "
+        lines.append("Named by the configuration but not available in this run (not implemented yet, or missing input), "
                      "so not run: " + ", ".join(table.not_available) + ".")
     if table.notes:
         lines.append("[i]: the runs that failed there, listed below; they are in no mean. "
@@ -294,7 +328,10 @@ def write_table2(runs_df: pd.DataFrame, out_dir: str | Path, metric_k: int = 20,
                  datasets_per_block: int = DATASETS_PER_BLOCK, not_available: Sequence[str] = ()) -> dict[str, Path]:
     """Write table2.md, table2.csv and table2.tex into `out_dir`, each atomically;
     return their paths by extension."""
-    table = build_table2(runs_df, metric_k, datasets, methods, not_available)
+    return save_table2(build_table2(runs_df, metric_k, datasets, methods, not_available), out_dir, datasets_per_block)
+
+
+def save_table2(table: Table2, out_dir: str | Path, datasets_per_block: int = DATASETS_PER_BLOCK) -> dict[str, Path]:
     out_dir = Path(out_dir)
     texts = {
         "md": render_markdown(table, datasets_per_block),

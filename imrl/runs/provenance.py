@@ -53,10 +53,11 @@ def hardware() -> str:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def collect(config_hash: str, device: str, started_at: str, wall_time_s: float, resumed: bool = False) -> dict:
+def collect(config_hash: str, device: str, started_at: str, wall_time_s: float, resumed: bool = False,
+            gpu_slot: int | None = None) -> dict:
     commit, dirty = git_state()
     return {
         "git_commit": commit,
@@ -67,6 +68,7 @@ def collect(config_hash: str, device: str, started_at: str, wall_time_s: float, 
         "platform": platform.platform(),
         "hardware": hardware(),
         "device": device,
+        "gpu_slot": gpu_slot,   # the slot held (imrl/runs/gpu.py); None on the CPU or under SLURM
         "wall_time_s": round(wall_time_s, 3),
         "started_at": started_at,
         "finished_at": now(),

@@ -1,4 +1,5 @@
-"""Run one method on one offline dataset with one seed and write its results JSON.
+"""Run one method on one offline dataset or online simulator with one seed, and write
+its results JSON.
 
 The record is written whatever happens: metrics when the method succeeds, status
 "failed" with the error when it raises, so that tables still render and show the
@@ -12,7 +13,7 @@ import shutil
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from imrl import registry
 from imrl.api import RunContext
 from imrl.config import config_hash
 from imrl.data.split import PHASES, load_split
+from imrl.eval.online import run_simulator
 from imrl.eval.ranking import evaluate
 from imrl.io import atomic_write_json
 from imrl.runs import provenance
@@ -40,49 +42,81 @@ def pick_device(slot: int | None) -> torch.device:
     return torch.device("cuda", 0) if slot is not None and torch.cuda.is_available() else torch.device("cpu")
 
 
+# A body trains and evaluates, filling record["metrics"], "n_users", "curve", "substitutes".
+Body = Callable[[type, dict[str, Any], RunContext, dict[str, Any]], None]
+
+
+def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any], out: Path,
+         body: Body, progress: bool, checkpoint_dir: Path | None) -> dict[str, Any]:
+    """Shared by both settings: seed, device slot, the failure record, provenance, the
+    atomic write. A method that checkpoints writes into `checkpoint_dir` and resumes from
+    it when a killed run is started again; the directory is removed once the record is
+    written."""
+    started, t0 = provenance.now(), time.perf_counter()
+    spec = registry.method(method)
+    record: dict[str, Any] = {
+        "schema_version": 1, "dataset": dataset, "method": method, "seed": seed, "setting": setting,
+        "status": "ok", "error": None, "metrics": {}, "n_users": {}, "curve": None, "substitutes": [],
+        "config": job,
+    }
+    device, slot = "cpu", None
+    resumed = checkpoint_dir is not None and any(Path(checkpoint_dir).glob("*"))
+    try:
+        cls = spec.load(setting)
+        with gpu_slot(wanted=spec.gpu) as slot:
+            device = str(pick_device(slot))
+            ctx = RunContext(seed=seed, device=torch.device(device), budget=job.get("budget", {}),
+                             checkpoint_dir=checkpoint_dir, progress=progress)
+            seed_everything(seed)
+            body(cls, {**spec.defaults, **job.get("method", {})}, ctx, record)
+    except Exception as error:  # the record must say what failed, whatever it was
+        record.update(status="failed", metrics={}, n_users={}, curve=None, error={
+            "type": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()})
+    record["provenance"] = provenance.collect(config_hash({"dataset": dataset, "method": method, **job}), device,
+                                              started, time.perf_counter() - t0, resumed, slot)
+    validate_run(record, str(out))
+    atomic_write_json(out, record)
+    if checkpoint_dir is not None and record["status"] == "ok":
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return record
+
+
 def run_offline(dataset: str, method: str, seed: int, split_dir: Path, job: dict[str, Any], out: Path,
                 progress: bool = False, checkpoint_dir: Path | None = None) -> dict[str, Any]:
     """Fit `method` on the split in `split_dir`, evaluate on valid and test, write `out`.
 
     `job` is the resolved configuration of this run: {"method": params, "dataset":
     dataset config, "evaluation": evaluation config, "budget": ...}; its hash goes into
-    the provenance. A method that checkpoints writes into `checkpoint_dir` and resumes
-    from it when a killed run is started again; the directory is removed once the
-    record is written."""
-    started, t0 = provenance.now(), time.perf_counter()
-    spec = registry.method(method)
-    record: dict[str, Any] = {
-        "schema_version": 1, "dataset": dataset, "method": method, "seed": seed, "setting": "offline",
-        "status": "ok", "error": None, "metrics": {}, "n_users": {}, "curve": None, "substitutes": [],
-        "config": job,
-    }
-    device = "cpu"
-    resumed = checkpoint_dir is not None and any(Path(checkpoint_dir).glob("*"))
-    try:
-        cls = spec.load()
-        with gpu_slot(wanted=spec.gpu) as slot:
-            device = str(pick_device(slot))
-            ctx = RunContext(seed=seed, device=torch.device(device), budget=job.get("budget", {}),
-                             checkpoint_dir=checkpoint_dir, progress=progress)
-            split = load_split(split_dir)
-            seed_everything(seed)
-            model = cls({**spec.defaults, **job.get("method", {})}, ctx)
-            model.fit(split)
-            evaluation = job["evaluation"]
-            for phase in PHASES:
-                result = evaluate(lambda users, phase=phase: model.score(users, phase), split, phase,
-                                  ks=evaluation["ks"], batch_size=evaluation.get("batch_size", 1024),
-                                  device=ctx.device)
-                record["metrics"][phase] = result.as_dict()
-                record["n_users"][phase] = result.n_users
-            record["substitutes"] = list(model.substitutes)
-    except Exception as error:  # the record must say what failed, whatever it was
-        record.update(status="failed", metrics={}, n_users={}, error={
-            "type": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()})
-    record["provenance"] = provenance.collect(config_hash({"dataset": dataset, "method": method, **job}), device,
-                                              started, time.perf_counter() - t0, resumed)
-    validate_run(record, str(out))
-    atomic_write_json(out, record)
-    if checkpoint_dir is not None and record["status"] == "ok":
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return record
+    the provenance."""
+    def body(cls: type, params: dict[str, Any], ctx: RunContext, record: dict[str, Any]) -> None:
+        split = load_split(split_dir)
+        model = cls(params, ctx)
+        model.fit(split)
+        evaluation = job["evaluation"]
+        for phase in PHASES:
+            result = evaluate(lambda users, phase=phase: model.score(users, phase), split, phase,
+                              ks=evaluation["ks"], batch_size=evaluation.get("batch_size"), device=ctx.device)
+            record["metrics"][phase] = result.as_dict()
+            record["n_users"][phase] = result.n_users
+        record["substitutes"] = list(model.substitutes)
+
+    return _run(dataset, method, seed, registry.OFFLINE, job, out, body, progress, checkpoint_dir)
+
+
+def run_online(simulator: str, method: str, seed: int, job: dict[str, Any], out: Path,
+               progress: bool = False, checkpoint_dir: Path | None = None) -> dict[str, Any]:
+    """Train `method` on `simulator` for the configured episodes, testing every
+    `test_every` episodes (the CTR curve), and write `out`.
+
+    `job`: {"method": params, "simulator": {params, episodes, test_every, test_episodes,
+    n_envs}, "budget": ...}."""
+    def body(cls: type, params: dict[str, Any], ctx: RunContext, record: dict[str, Any]) -> None:
+        sim = job["simulator"]
+        result, agent = run_simulator(simulator, cls, params, ctx, episodes=sim["episodes"],
+                                      test_every=sim["test_every"], test_episodes=sim["test_episodes"],
+                                      n_envs=sim["n_envs"], simulator_params=sim.get("params", {}))
+        record["metrics"] = dict(result.metrics)
+        record["curve"] = result.curve
+        record["substitutes"] = list(agent.substitutes)
+
+    return _run(simulator, method, seed, registry.ONLINE, job, out, body, progress, checkpoint_dir)

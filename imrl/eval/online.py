@@ -1,0 +1,126 @@
+"""The online runner: train an ``OnlineAgent`` on a batched simulator and test it every
+few training episodes, giving the CTR learning curve of Figures 2 and 3.
+
+Protocol (the paper: 1e6 training episodes on VirtualTB, 10,000 on RecSim and RecoGym,
+a test every 10 episodes):
+- Training: the agent acts with ``explore=True`` on the training simulator (N users,
+  reset with the run's seed), is shown every transition (``observe``; where an episode
+  ended, ``next_obs`` is the true final observation) and ``update`` runs after every
+  step. A training episode is one user's whole episode; episodes count as they end.
+- Tests: before training (episode 0), then each time another ``test_every`` training
+  episodes have ended (one test when a single step crosses several multiples), and
+  after the last episode. The agent acts with ``explore=False`` on a separate test
+  simulator reset with the test seed (``TEST_SEED_OFFSET + seed``): rounds of N users
+  each play one whole episode (what a slot plays after that is discarded), until
+  ``test_episodes`` episodes are complete (the last round counts its first slots only).
+  Every test starts from the same seed, so every point of a curve meets the same users.
+- CTR = total clicks / total impressions pooled over a test's episodes, with clicks and
+  impressions as each simulator reports them (SIMULATORS.md, "CTR").
+
+Results: ``curve`` = {"episode": the multiple of ``test_every`` each test crossed (the
+last test: ``episodes``), "ctr": test CTR} (with N users in parallel, several episodes
+can end in one step: the label keeps the curves of different seeds on one x grid);
+``metrics`` = {"ctr": the last test's CTR, "train_ctr": CTR pooled over training}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from imrl import registry
+from imrl.api import OnlineAgent, RunContext
+from imrl.envs.simulators import BatchedSimulator
+
+TEST_SEED_OFFSET = 1_000_000   # test users come from seed + this, never from the training stream
+
+
+@dataclass
+class OnlineResult:
+    curve: dict[str, list]            # {"episode": [int], "ctr": [float]}
+    metrics: dict[str, float]         # {"ctr": final test CTR, "train_ctr": ...}
+    train_episodes: int
+    train_steps: int                  # batched steps (each steps every user)
+
+
+def make_simulator(name: str, num_envs: int, action_interface: str, params: dict[str, Any] | None = None
+                   ) -> BatchedSimulator:
+    """A simulator from the registry (``imrl.registry.SIMULATORS``)."""
+    if name not in registry.SIMULATORS:
+        raise KeyError(f"unknown simulator {name!r}; valid simulators: {', '.join(sorted(registry.SIMULATORS))}")
+    target = registry.SIMULATORS[name]
+    if target is None:
+        raise LookupError(f"simulator {name!r} is not implemented yet")
+    return registry.load_target(target)(num_envs, action_interface, **(params or {}))
+
+
+def measure_ctr(agent: OnlineAgent, env: BatchedSimulator, n_episodes: int, seed: int) -> float:
+    """CTR of `agent` (explore=False) over `n_episodes` whole episodes of fresh users."""
+    if n_episodes < 1:
+        raise ValueError(f"test_episodes must be >= 1, got {n_episodes}")
+    clicks = impressions = 0
+    remaining = n_episodes
+    obs, _ = env.reset(seed=seed)
+    while remaining > 0:
+        playing = np.arange(env.num_envs) < remaining   # slots whose current episode counts
+        remaining -= int(playing.sum())
+        while playing.any():
+            obs, _, terminated, truncated, infos = env.step(agent.act(obs, explore=False))
+            clicks += int(infos["clicks"][playing].sum())
+            impressions += int(infos["impressions"][playing].sum())
+            playing &= ~(terminated | truncated)
+        if remaining > 0:
+            obs, _ = env.reset()   # next round: new users in every slot
+    return clicks / impressions
+
+
+def train_and_test(agent: OnlineAgent, train_env: BatchedSimulator, test_env: BatchedSimulator, *,
+                   episodes: int, seed: int, test_every: int = 10, test_episodes: int = 10,
+                   progress: bool = False) -> OnlineResult:
+    """Train `agent` for `episodes` episodes on `train_env`, testing it on `test_env`."""
+    if episodes < 1 or test_every < 1:
+        raise ValueError(f"episodes and test_every must be >= 1, got {episodes} and {test_every}")
+    if train_env.num_envs != test_env.num_envs:
+        raise ValueError("the training and test simulators must have the same number of users "
+                         f"(the agent acts on batches of one size): {train_env.num_envs} != {test_env.num_envs}")
+    test_seed = TEST_SEED_OFFSET + seed
+    curve = {"episode": [0], "ctr": [measure_ctr(agent, test_env, test_episodes, test_seed)]}
+    ended = steps = clicks = impressions = 0
+    next_test = test_every
+    obs, _ = train_env.reset(seed=seed)
+    with tqdm(total=episodes, disable=not progress, desc="episodes") as bar:
+        while ended < episodes:
+            actions = agent.act(obs, explore=True)
+            next_obs, rewards, terminated, truncated, infos = train_env.step(actions)
+            agent.observe(obs, actions, rewards, infos["final_obs"], terminated, truncated)
+            agent.update()
+            obs, steps = next_obs, steps + 1
+            clicks += int(infos["clicks"].sum())
+            impressions += int(infos["impressions"].sum())
+            newly = int((terminated | truncated).sum())
+            ended += newly
+            bar.update(min(newly, episodes - bar.n))
+            if ended >= next_test or ended >= episodes:
+                # Label the test with the multiple of test_every it crossed (or the last
+                # episode), so that curves of different seeds share their x values.
+                curve["episode"].append(episodes if ended >= episodes else ended // test_every * test_every)
+                curve["ctr"].append(measure_ctr(agent, test_env, test_episodes, test_seed))
+                next_test = (ended // test_every + 1) * test_every
+    metrics = {"ctr": curve["ctr"][-1], "train_ctr": clicks / max(impressions, 1)}
+    return OnlineResult(curve=curve, metrics=metrics, train_episodes=ended, train_steps=steps)
+
+
+def run_simulator(simulator: str, agent_cls: type[OnlineAgent], params: dict[str, Any], ctx: RunContext, *,
+                  episodes: int, test_every: int = 10, test_episodes: int = 10, n_envs: int = 16,
+                  simulator_params: dict[str, Any] | None = None) -> tuple[OnlineResult, OnlineAgent]:
+    """Build the simulators for the agent's action interface, the agent, and run the protocol."""
+    interface = agent_cls.action_interface
+    train_env = make_simulator(simulator, n_envs, interface, simulator_params)
+    test_env = make_simulator(simulator, n_envs, interface, simulator_params)
+    agent = agent_cls(params, ctx, train_env.single_observation_space, train_env.single_action_space, n_envs)
+    result = train_and_test(agent, train_env, test_env, episodes=episodes, seed=ctx.seed, test_every=test_every,
+                            test_episodes=test_episodes, progress=ctx.progress)
+    return result, agent
