@@ -1,0 +1,274 @@
+"""Soft Actor-Critic, the base learner of IMRL (paper Section III-C, Eq. 10, 11, 13, 15).
+
+This is SAC as the IMRL paper writes it: a state-value network V_psi with an
+exponentially averaged copy V_psi' (Haarnoja et al. 2018a), soft Q networks, a
+tanh-Gaussian policy and the automatic temperature of Haarnoja et al. 2018b (Eq. 15).
+Choice beyond the paper: the Q network is twin (two heads, the minimum is used), as
+modern SAC does (Fujimoto et al. 2018); the paper names one Q_theta.
+
+Read top to bottom: the networks, the replay buffer, then ``SoftActorCritic.update``,
+whose lines follow Algorithm 2's gradient step (lines 13-19). Actions are handled in
+the policy's normalised box [-1, 1]^d; the agent maps them to the environment's bounds.
+
+The intrinsic term. Plain SAC puts the entropy term -alpha * log pi(a|s) into the value
+target (Eq. 11) and the policy loss (Eq. 13). IMRL replaces it by an intrinsic signal
+(see imrl/agents/empowerment.py); ``update`` takes that signal as a callable so this
+file stays SAC and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0   # the usual SAC clamp of the policy's log std
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    """Two hidden ReLU layers of `hidden` units (the paper: hidden 256)."""
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, out_dim))
+
+
+class TwinQ(nn.Module):
+    """Two Q networks evaluated as one batched network (weights [2, in, out]): one
+    matrix product per layer for both heads. The first layer is split into its state
+    and action halves, so that Q(s, a) and Q(s, a_pi) share the projection of s."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: int, heads: int = 2):
+        super().__init__()
+        def uniform(fan_in: int, *shape: int) -> nn.Parameter:
+            bound = 1.0 / math.sqrt(fan_in)   # nn.Linear's default initialisation range
+            return nn.Parameter(torch.empty(heads, *shape).uniform_(-bound, bound))
+        fan_in = obs_dim + action_dim
+        self.obs_weight, self.action_weight = uniform(fan_in, obs_dim, hidden), uniform(fan_in, action_dim, hidden)
+        self.weights = nn.ParameterList([uniform(hidden, hidden, hidden), uniform(hidden, hidden, 1)])
+        self.biases = nn.ParameterList([uniform(fan_in, 1, hidden), uniform(hidden, 1, hidden), uniform(hidden, 1, 1)])
+
+    def _head(self, first: Tensor, frozen: bool) -> Tensor:
+        h = torch.relu(first)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases[1:])):
+            if frozen:
+                w, b = w.detach(), b.detach()
+            h = torch.baddbmm(b, h, w)
+            if i == 0:
+                h = torch.relu(h)
+        return h.squeeze(-1)
+
+    def forward(self, obs: Tensor, action: Tensor, frozen_action: Tensor | None = None):
+        """Q(s, a) [heads, batch]; with `frozen_action` a', also Q(s, a') whose gradient
+        reaches a' and not the weights (the policy loss differentiates Q in the action only)."""
+        projected = torch.matmul(obs, self.obs_weight) + self.biases[0]          # [heads, batch, hidden]
+        q = self._head(torch.baddbmm(projected, action.expand(len(self.obs_weight), -1, -1), self.action_weight), False)
+        if frozen_action is None:
+            return q
+        first = torch.baddbmm(projected.detach(), frozen_action.expand(len(self.obs_weight), -1, -1),
+                              self.action_weight.detach())
+        return q, self._head(first, True)
+
+
+def tanh_gaussian_log_prob(pre_tanh: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """log density of a = tanh(u), u ~ N(mean, exp(log_std)^2), summed over action dims.
+    log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u)) is the stable form."""
+    z = (pre_tanh - mean) * torch.exp(-log_std)
+    gaussian = -0.5 * z.pow(2) - log_std - HALF_LOG_2PI
+    squash = 2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))
+    return (gaussian - squash).sum(-1)
+
+
+def atanh_clipped(action: Tensor, eps: float = 1e-6) -> Tensor:
+    """Pre-tanh value of a stored action (clipped away from +-1, where atanh is infinite)."""
+    return torch.atanh(action.clamp(-1.0 + eps, 1.0 - eps))
+
+
+class GaussianHead(nn.Module):
+    """An MLP that outputs the mean and clamped log std of a diagonal Gaussian; the
+    policy and the inverse-dynamics model (empowerment.py) share this form."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int):
+        super().__init__()
+        self.net = mlp(in_dim, hidden, 2 * out_dim)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.net(x).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+
+class TanhGaussianPolicy(GaussianHead):
+    """pi_phi(a|s): a = tanh(u), u ~ N(mu_phi(s), sigma_phi(s)^2)."""
+
+    def sample(self, obs: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """Reparameterised sample: (action, pre-tanh u, log pi(action|obs))."""
+        mean, log_std = self(obs)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        pre_tanh = mean + noise * log_std.exp()
+        return torch.tanh(pre_tanh), pre_tanh, tanh_gaussian_log_prob(pre_tanh, mean, log_std)
+
+    def deterministic(self, obs: Tensor) -> Tensor:
+        """The mean action tanh(mu_phi(s)), used to recommend at test time."""
+        return torch.tanh(self(obs)[0])
+
+
+class ReplayBuffer:
+    """Replay buffer D of preallocated tensors on the run's device: one [rows, width]
+    tensor whose columns hold each field, so a minibatch is one gather. Storage starts
+    small and doubles when full (a short run does not reserve 1e6 rows), up to
+    `capacity`; then it is a ring that overwrites the oldest transitions. Besides the
+    transition, ``real`` marks environment transitions (1) apart from generated ones (0)."""
+
+    SCALARS = ("reward", "terminated", "real")
+
+    def __init__(self, obs_dim: int, action_dim: int, capacity: int, device: torch.device, initial: int = 4096):
+        if capacity < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {capacity}")
+        widths = {"obs": obs_dim, "action": action_dim, "reward": 1, "next_obs": obs_dim, "terminated": 1, "real": 1}
+        bounds = torch.tensor([0, *widths.values()]).cumsum(0).tolist()
+        self.columns = {name: (start, stop) for name, start, stop in zip(widths, bounds[:-1], bounds[1:])}
+        self.capacity, self.device = int(capacity), device
+        self.size = 0       # rows filled
+        self.cursor = 0     # next row to write
+        self.added = 0      # transitions ever added (diagnostics)
+        self.data = torch.zeros(min(self.capacity, initial), bounds[-1], device=device)
+
+    def _fields(self, packed: Tensor) -> dict[str, Tensor]:
+        """Views of packed rows by field (scalar fields as 1-d)."""
+        return {name: packed[:, start] if name in self.SCALARS else packed[:, start:stop]
+                for name, (start, stop) in self.columns.items()}
+
+    @property
+    def storage(self) -> dict[str, Tensor]:
+        """Every allocated row, by field (rows past ``size`` are empty)."""
+        return self._fields(self.data)
+
+    def rows(self, index: Tensor) -> dict[str, Tensor]:
+        return self._fields(self.data[index])
+
+    def add(self, batch: dict[str, Tensor], real: bool = True) -> None:
+        """Append a batch of transitions {obs, action (normalised to [-1, 1]), reward,
+        next_obs, terminated}."""
+        n = batch["obs"].shape[0]
+        if n == 0:
+            return
+        if self.size + n > len(self.data) and len(self.data) < self.capacity:
+            rows = len(self.data)
+            while self.size + n > rows and rows < self.capacity:
+                rows = min(self.capacity, 2 * rows)
+            grown = torch.zeros(rows, self.data.shape[1], device=self.device)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        packed = torch.empty(n, self.data.shape[1], device=self.device)
+        for name, (start, stop) in self.columns.items():
+            value = torch.full((n,), float(real)) if name == "real" else batch[name]
+            packed[:, start:stop] = value.to(self.device, torch.float32).reshape(n, stop - start)
+        index = (self.cursor + torch.arange(n, device=self.device)) % self.capacity
+        self.data[index] = packed
+        self.cursor = (self.cursor + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+        self.added += n
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "cursor": self.cursor, "added": self.added, "data": self.data[: self.size].cpu()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.size, self.cursor, self.added = state["size"], state["cursor"], state["added"]
+        self.data = torch.zeros(max(self.size, min(self.capacity, len(self.data))), self.data.shape[1], device=self.device)
+        self.data[: self.size] = state["data"].to(self.device)
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    hidden: int = 256            # paper: 256 units for actor and critic
+    lr: float = 3e-4             # paper: 0.0003 (every network and the temperature)
+    gamma: float = 0.99          # paper: 0.99
+    tau: float = 0.005           # lambda_psi' of psi' <- lambda psi + (1 - lambda) psi' (paper gives no value)
+    batch_size: int = 256
+    buffer_size: int = 1_000_000  # paper: 1e6
+    init_alpha: float = 1.0
+    target_entropy: float | None = None   # None: -action_dim (Haarnoja et al. 2018b)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "SACConfig":
+        known = {name: params[name] for name in cls.__dataclass_fields__ if name in params}
+        return cls(**known)
+
+
+#: intrinsic(batch, action_pi, pre_tanh_pi, log_pi, alpha) -> (per-sample term replacing
+#: -alpha * log pi in Eq. 11 and 13, extra loss of the signal's own models).
+IntrinsicTerm = Callable[[dict[str, Tensor], Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+class SoftActorCritic(nn.Module):
+    def __init__(self, obs_dim: int, action_dim: int, config: SACConfig):
+        super().__init__()
+        self.config = config
+        self.q = TwinQ(obs_dim, action_dim, config.hidden)                    # Q_theta
+        self.value = mlp(obs_dim, config.hidden, 1)                            # V_psi
+        self.value_target = mlp(obs_dim, config.hidden, 1)                     # V_psi'
+        self.value_target.load_state_dict(self.value.state_dict())
+        self.value_target.requires_grad_(False)
+        self.policy = TanhGaussianPolicy(obs_dim, config.hidden, action_dim)  # pi_phi
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(config.init_alpha)))
+        self.target_entropy = -float(action_dim) if config.target_entropy is None else config.target_entropy
+
+    def trainable(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def losses(self, batch: dict[str, Tensor], generator: torch.Generator,
+               intrinsic: IntrinsicTerm | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """The sum of Algorithm 2's losses (lines 14-18) on one minibatch, each touching only
+        its own parameters, so one backward pass gives every gradient."""
+        obs, action, reward = batch["obs"], batch["action"], batch["reward"]
+        next_obs, terminated = batch["next_obs"], batch["terminated"]
+        gamma = self.config.gamma
+
+        action_pi, pre_tanh_pi, log_pi = self.policy.sample(obs, generator)   # a_t ~ pi_phi(.|s_t)
+        alpha = self.log_alpha.exp().detach()
+        if intrinsic is None:
+            bonus, signal_loss = -alpha * log_pi, torch.zeros((), device=obs.device)   # plain SAC entropy term
+        else:
+            bonus, signal_loss = intrinsic(batch, action_pi, pre_tanh_pi, log_pi, alpha)
+        q_data, q_pi = self.q(obs, action, frozen_action=action_pi)
+        q_pi = q_pi.min(0).values   # min of the twin heads
+
+        # Eq. 10: J_Q = E[(Q_theta(s,a) - (r + gamma * V_psi'(s')))^2]  (V_psi' = the averaged target)
+        with torch.no_grad():
+            q_target = reward + gamma * (1.0 - terminated) * self.value_target(next_obs).squeeze(-1)
+        q_loss = 0.5 * (q_data - q_target).pow(2).mean(1).sum()
+        # Eq. 11: J_V = E[(V_psi(s) - E_{a~pi}[Q_theta(s,a) + bonus])^2]  (bonus: -alpha log pi, or beta g)
+        value_target = (q_pi + bonus).detach()
+        value = self.value(obs).squeeze(-1)
+        value_loss = 0.5 * (value - value_target).pow(2).mean()
+        # Eq. 13: J_pi = -E[Q_theta(s,a) + bonus], a = tanh(mu + sigma * eps) reparameterised
+        policy_loss = -(q_pi + bonus).mean()
+        # Eq. 15: J(alpha) = -E[alpha * (log pi(a|s) + H_target)], on log alpha
+        alpha_loss = -(self.log_alpha * (log_pi + self.target_entropy).detach()).mean()
+
+        total = q_loss + value_loss + policy_loss + signal_loss + alpha_loss
+        stats = {"q_loss": q_loss, "value_loss": value_loss, "policy_loss": policy_loss, "signal_loss": signal_loss,
+                 "alpha": alpha, "entropy": -log_pi.mean(), "value_target": value_target.mean()}
+        stats = {name: value.detach() for name, value in stats.items()}
+        return total, stats
+
+    @torch.no_grad()
+    def update_value_target(self) -> None:
+        """psi' <- lambda * psi + (1 - lambda) * psi' (Section III-C, after Eq. 15)."""
+        target, online = list(self.value_target.parameters()), list(self.value.parameters())
+        torch._foreach_lerp_(target, online, self.config.tau)
+
+
+def make_optimizer(params: list[nn.Parameter], lr: float, decayed: list[nn.Parameter] = (),
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """One Adam over all parameters (the losses touch disjoint parameters, so this is
+    the same as one Adam per network at the same learning rate); `decayed` get decoupled
+    weight decay (AdamW)."""
+    decayed_ids = {id(p) for p in decayed}
+    groups = [{"params": [p for p in params if id(p) not in decayed_ids], "weight_decay": 0.0}]
+    if decayed:
+        groups.append({"params": list(decayed), "weight_decay": weight_decay})
+    return torch.optim.AdamW(groups, lr=lr, fused=True)
