@@ -68,11 +68,11 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     MethodSpec("sac", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "Soft Actor-Critic (Haarnoja et al. 2018)",
                {"intrinsic": "entropy", "augmentation": False}, online_target="imrl.agents.imrl:IMRLAgent"),
     # Supervised sequential baselines.
-    MethodSpec("sasrec", None, (OFFLINE,), "SASRec (Kang & McAuley, ICDM 2018)"),
-    MethodSpec("stamp", None, (OFFLINE,), "STAMP (Liu et al., KDD 2018)"),
-    MethodSpec("casr", None, (OFFLINE,), "CASR + STAMP (Wang et al., SIGIR 2021)"),
-    MethodSpec("causerec", None, (OFFLINE,), "CauseRec (Zhang et al., SIGIR 2021)"),
-    MethodSpec("cocorec", None, (OFFLINE,), "CoCoRec (Cai et al., SIGIR 2021)"),
+    MethodSpec("sasrec", "baselines.sasrec:SASRec", (OFFLINE,), "SASRec (Kang & McAuley, ICDM 2018)", gpu=True),
+    MethodSpec("stamp", "baselines.stamp:STAMP", (OFFLINE,), "STAMP (Liu et al., KDD 2018)", gpu=True),
+    MethodSpec("casr", "baselines.casr:CASR", (OFFLINE,), "CASR + STAMP (Wang et al., SIGIR 2021)", gpu=True),
+    MethodSpec("causerec", "baselines.causerec:CauseRec", (OFFLINE,), "CauseRec (Zhang et al., SIGIR 2021)", gpu=True),
+    MethodSpec("cocorec", "baselines.cocorec:CoCoRec", (OFFLINE,), "CoCoRec (Cai et al., SIGIR 2021)", gpu=True),
     # RL baselines.
     MethodSpec("deers", None, (OFFLINE, ONLINE), "DEERS (Zhao et al., KDD 2018)"),
     MethodSpec("kgrl", None, (OFFLINE, ONLINE), "KGRL (Chen et al., IJCNN 2020)"),

@@ -25,9 +25,12 @@ def test_shipped_configs_are_valid(name):
 
 def test_defaults_are_filled(default_config):
     del default_config["evaluation"]["batch_size"]
+    del default_config["simulators"]
+    default_config["datasets"]["synthetic"]["preprocess"].pop("valid_frac")
     loaded = config.validate(default_config)
     assert loaded["evaluation"]["batch_size"] == 1024
     assert loaded["simulators"] == {}
+    assert loaded["datasets"]["synthetic"]["preprocess"]["valid_frac"] == 0.1
 
 
 def _error(cfg) -> str:
