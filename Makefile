@@ -9,8 +9,10 @@ CONFIG ?= config/config.yaml
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]'
-	# The original RecoGym for the parity tests: its declared dependencies drag TensorFlow.
-	$(PY) -m pip install -q --no-deps recogym==0.1.3.0
+	# Without their declared dependencies (TensorFlow; old numpy/pandas pins): the original
+	# RecoGym for the parity tests, and RecBole for the ml-100k copy its wheel ships
+	# (bench/validate_baselines.py reads it from site-packages).
+	$(PY) -m pip install -q --no-deps recogym==0.1.3.0 recbole==1.2.1
 	touch $@
 
 run: $(VENV)/.installed

@@ -29,7 +29,7 @@ PAD = 0
 #: Training-loop settings every sequential method accepts (each method adds its own).
 LOOP_DEFAULTS: dict[str, Any] = {
     "epochs": 200,            # maximum; ctx.budget["epochs"] overrides it
-    "patience": 10,           # evaluations without improvement before stopping (RecBole's stopping_step)
+    "patience": 10,           # epochs without improvement before stopping (RecBole's stopping_step)
     "valid_metric": "recall@20",
     "clip_grad_norm": None,
     "adam_betas": (0.9, 0.999),

@@ -2,12 +2,12 @@
 
 import pytest
 import torch
-from supervised_helpers import cyclic_sequences, split_from_sequences
 
 from baselines.casr import CASR
 from baselines.sequential import PAD
 from baselines.stamp import STAMP
 from imrl.api import RunContext
+from tests.supervised_helpers import cyclic_sequences, split_from_sequences
 
 
 def casr_with_anchor(sampler, edits):

@@ -2,11 +2,11 @@
 counterfactual transformations replace only the concepts of the chosen side."""
 
 import torch
-from supervised_helpers import cyclic_sequences, split_from_sequences
 
 from baselines.causerec import CauseRec, split_concepts
 from baselines.sequential import PAD, random_subset
 from imrl.api import RunContext
+from tests.supervised_helpers import cyclic_sequences, split_from_sequences
 
 
 def test_split_follows_the_scores():

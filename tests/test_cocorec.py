@@ -2,11 +2,11 @@
 
 import numpy as np
 import torch
-from supervised_helpers import cyclic_sequences, split_from_sequences
 
 from baselines.cocorec import CoCoRec
 from baselines.sequential import PAD
 from imrl.api import RunContext
+from tests.supervised_helpers import cyclic_sequences, split_from_sequences
 
 N_ITEMS = 12
 CATEGORIES = np.arange(N_ITEMS) % 3          # item i has category i % 3 (category token i % 3 + 1)

@@ -1,11 +1,11 @@
 """SASRec: what would break silently."""
 
 import torch
-from supervised_helpers import cyclic_sequences, split_from_sequences
 
 from baselines.sasrec import SASRec, SASRecNet, UnseenItemSampler
 from baselines.sequential import PAD
 from imrl.api import RunContext
+from tests.supervised_helpers import cyclic_sequences, split_from_sequences
 
 
 def eval_net(n_items=20, max_len=8):
@@ -45,9 +45,9 @@ def test_negatives_are_never_padding_nor_consumed_items():
 
 
 def test_both_losses_learn_a_cycle():
-    split = split_from_sequences(cyclic_sequences(60, 30, 12), n_items=30)
+    split = split_from_sequences(cyclic_sequences(40, 20, 10), n_items=20)
     for loss in ("bce", "ce"):
-        method = SASRec({"loss": loss, "d": 16, "max_len": 10, "epochs": 15, "batch_size": 8, "lr": 0.005,
+        method = SASRec({"loss": loss, "d": 16, "max_len": 8, "epochs": 10, "batch_size": 8, "lr": 0.01,
                          "valid_metric": "recall@1"}, RunContext(seed=0))
         method.fit(split)
-        assert max(row["recall@1"] for row in method.train_log) > 0.4, loss   # random: 1/28
+        assert max(row["recall@1"] for row in method.train_log) > 0.7, loss   # chance: 1/18

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from supervised_helpers import cyclic_sequences, split_from_sequences
 
 from baselines.casr import CASR
 from baselines.causerec import CauseRec
@@ -12,6 +11,7 @@ from baselines.sasrec import SASRec
 from baselines.sequential import PAD, Examples, random_subset, windows
 from baselines.stamp import STAMP
 from imrl.api import RunContext
+from tests.supervised_helpers import cyclic_sequences, split_from_sequences
 
 ALL_METHODS = [SASRec, STAMP, CASR, CauseRec, CoCoRec]
 TINY = {SASRec: {"d": 8, "max_len": 6}, STAMP: {"d": 8, "max_len": 6}, CASR: {"d": 8, "max_len": 6},

@@ -4,11 +4,11 @@ recall@20, every one of three seeds), with budgets small enough for a few second
 import functools
 
 import pytest
-from conftest import small_split
 
 from imrl import registry
 from imrl.api import RunContext
 from imrl.eval.ranking import evaluate
+from tests.conftest import small_split
 
 TINY_BUDGET = {"epochs": 6, "patience": 2, "lr": 0.01, "d": 32, "max_len": 15}
 PARAMS = {
