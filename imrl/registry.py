@@ -74,10 +74,14 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     MethodSpec("causerec", "baselines.causerec:CauseRec", (OFFLINE,), "CauseRec (Zhang et al., SIGIR 2021)", gpu=True),
     MethodSpec("cocorec", "baselines.cocorec:CoCoRec", (OFFLINE,), "CoCoRec (Cai et al., SIGIR 2021)", gpu=True),
     # RL baselines.
-    MethodSpec("deers", None, (OFFLINE, ONLINE), "DEERS (Zhao et al., KDD 2018)"),
-    MethodSpec("kgrl", None, (OFFLINE, ONLINE), "KGRL (Chen et al., IJCNN 2020)"),
-    MethodSpec("tpgr", None, (OFFLINE, ONLINE), "TPGR (Chen et al., AAAI 2019)"),
-    MethodSpec("pgpr", None, (OFFLINE, ONLINE), "PGPR (Xian et al., SIGIR 2019)"),
+    MethodSpec("deers", "baselines.deers:DEERS", (OFFLINE, ONLINE), "DEERS (Zhao et al., KDD 2018)", gpu=True,
+               online_target="baselines.deers:DEERSAgent"),
+    MethodSpec("kgrl", "baselines.kgrl:KGRL", (OFFLINE, ONLINE), "KGRL (Chen et al., IJCNN 2020)", gpu=True,
+               online_target="baselines.kgrl:KGRLAgent"),
+    MethodSpec("tpgr", "baselines.tpgr:TPGR", (OFFLINE, ONLINE), "TPGR (Chen et al., AAAI 2019)", gpu=True,
+               online_target="baselines.tpgr:TPGRAgent"),
+    MethodSpec("pgpr", "baselines.pgpr:PGPR", (OFFLINE, ONLINE), "PGPR (Xian et al., SIGIR 2019)", gpu=True,
+               online_target="baselines.pgpr:PGPRAgent"),
 ]}
 
 #: Offline datasets: name -> converter ("module:function" building Interactions), None = not yet.

@@ -1,0 +1,416 @@
+"""What the four RL baselines (DEERS, KGRL, TPGR, PGPR) share: the budget, the offline
+environment they train on, the state they see, storage, and the thin adapter that puts
+a learner on an online simulator. The methods themselves live in their own files.
+
+Budget (``RunContext.budget``, one dictionary per dataset or simulator, the same for
+every RL method; ``BUDGET_DEFAULTS`` lists the keys, an unknown key is an error):
+``env_steps`` transitions of training (user-steps, summed over the users stepped in
+parallel), ``n_envs`` users stepped at once, ``updates_per_step`` gradient updates after
+each batched step (replay-based learners; the episodic ones, TPGR and PGPR, update once
+per batch of finished episodes as their algorithms do), and the offline environment's
+shape: ``history_len`` (N), ``slate_size`` (k), ``max_steps``, ``embedding_dim`` (d).
+
+Offline protocol. Every learner trains on ``BatchedOfflineRecEnv`` (discrete slates,
+"ids" observations: the last N positive and the last N skipped items of the episode).
+``Context`` is what a learner sees of a user: those two windows and the user features
+of the split. At evaluation the positive window is the user's last N items of
+``split.history(phase)`` and the skipped window is empty (logs record no skips); the
+learner scores every item and the shared evaluator ranks.
+
+Online protocol. The state is the simulator's observation vector (standardised by
+running statistics), the same for every method (the IMRL paper: "every method receive
+the same kind of state representation");
+the item windows are empty, because the runner shows test episodes to ``act`` only,
+without the rewards a window needs. Items are the discrete actions (candidate slots,
+products, or VirtualTB's fixed action vectors); a slate is a MultiDiscrete action. The
+simulators report one reward per step, so each slot of a slate is credited reward / k.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from imrl.api import OfflineMethod, OnlineAgent, RunContext
+from imrl.data.split import Split
+from imrl.envs.offline import BatchedOfflineRecEnv, last_items
+
+BUDGET_DEFAULTS: dict[str, int] = {
+    "env_steps": 20_000,
+    "n_envs": 64,
+    "updates_per_step": 1,
+    "history_len": 10,
+    "slate_size": 10,
+    "max_steps": 20,
+    "embedding_dim": 32,
+}
+
+
+def rl_budget(ctx: RunContext) -> dict[str, int]:
+    """BUDGET_DEFAULTS overridden by the run's budget; ValueError naming a bad key."""
+    unknown = sorted(set(ctx.budget) - set(BUDGET_DEFAULTS))
+    if unknown:
+        raise ValueError(f"budget: unknown key(s) {unknown}; the RL baselines take {sorted(BUDGET_DEFAULTS)}")
+    budget = {**BUDGET_DEFAULTS, **ctx.budget}
+    for key, value in budget.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"budget: {key!r} = {value!r}, expected an integer >= 1")
+    return {key: int(value) for key, value in budget.items()}
+
+
+def seed_torch(ctx: RunContext) -> None:
+    """Network initialisation and every torch draw of a learner follow the run's seed (on
+    CPU, repeatable under the runner's deterministic kernels: imrl.runs.run.seed_everything)."""
+    torch.manual_seed(ctx.seed)
+
+
+@dataclass
+class Context:
+    """What a learner sees of a batch of users: positive and skipped item windows
+    (int64 [B, N], oldest first, ``pad`` = n_items for an empty slot) and features
+    (float32 [B, f]: user features offline, the observation online; None if absent)."""
+
+    history: Tensor
+    skipped: Tensor
+    features: Tensor | None
+
+    def __len__(self) -> int:
+        return len(self.history)
+
+    def as_dict(self, prefix: str = "") -> dict[str, Tensor]:
+        return {prefix + f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Tensor], prefix: str = "") -> Context:
+        return cls(data[prefix + "history"], data[prefix + "skipped"], data.get(prefix + "features"))
+
+
+class Learner(ABC):
+    """A method's learning rule over `n_items` items with slates of `slate_size`, shared
+    by its offline method and its online agent. Tensors live on the run's device."""
+
+    n_items: int
+    slate_size: int
+
+    @abstractmethod
+    def act(self, context: Context, available: Tensor | None, explore: bool) -> Tensor:
+        """Slates int64 [B, k] of distinct items (``available``: bool [B, n_items], items that
+        may be shown; None: all)."""
+
+    @abstractmethod
+    def observe(self, context: Context, slate: Tensor, slot_rewards: Tensor, next_context: Context,
+                terminated: Tensor, truncated: Tensor) -> None:
+        """One batched transition; ``slot_rewards`` float [B, k]."""
+
+    @abstractmethod
+    def update(self) -> dict[str, float]:
+        """At most one gradient update; its diagnostics, or {} when there was nothing to learn."""
+
+    @abstractmethod
+    def scores(self, context: Context) -> Tensor:
+        """Preference scores [B, n_items] (for ranking)."""
+
+
+def masked(scores: Tensor, available: Tensor | None) -> Tensor:
+    return scores if available is None else scores.masked_fill(~available, -torch.inf)
+
+
+def window_items(windows: Tensor, n_items: int) -> Tensor:
+    """bool [B, n_items]: the items of each window [B, m] (the pad n_items dropped)."""
+    marks = torch.zeros(len(windows), n_items + 1, dtype=torch.bool, device=windows.device)
+    return marks.scatter_(1, windows, True)[:, :-1]
+
+
+def exclude(scores: Tensor, windows: Tensor) -> Tensor:
+    """`scores` [B, n_items] with the items of `windows` [B, m] (pad n_items ignored) set to -inf."""
+    padded = torch.cat([scores, scores.new_zeros(len(scores), 1)], dim=1)
+    return padded.scatter(1, windows, -torch.inf)[:, :-1]
+
+
+def epsilon_greedy_slate(scores: Tensor, available: Tensor | None, k: int, epsilon: float) -> Tensor:
+    """The top-k items, each slot replaced with probability `epsilon` by a uniformly drawn
+    available item that is not in the greedy slate (so the slate stays distinct)."""
+    scores = masked(scores, available)
+    greedy = scores.topk(k, dim=1).indices
+    if epsilon <= 0:
+        return greedy
+    noise = masked(torch.rand(scores.shape, device=scores.device), available)
+    noise.scatter_(1, greedy, -torch.inf)
+    random_items = noise.topk(k, dim=1).indices
+    explore = torch.rand(greedy.shape, device=scores.device) < epsilon
+    return torch.where(explore, random_items, greedy)
+
+
+# ----------------------------------------------------------------------------- offline
+class OfflineData:
+    """The offline environment of a split, built with the budget's shape, and the
+    contexts learners see during training and at evaluation."""
+
+    def __init__(self, split: Split, budget: dict[str, int], ctx: RunContext):
+        self.split = split
+        self.device = ctx.device
+        self.env = BatchedOfflineRecEnv(split, budget["n_envs"], history_len=budget["history_len"],
+                                        slate_size=budget["slate_size"], action_interface="discrete",
+                                        embedding_dim=budget["embedding_dim"], max_steps=budget["max_steps"],
+                                        observation="ids", seed=ctx.seed, device=ctx.device)
+        self.n_items, self.slate_size, self.history_len = split.n_items, budget["slate_size"], budget["history_len"]
+        #: The environment's item embedding table E [n_items, d] (SVD of the training interactions).
+        self.item_vectors = torch.from_numpy(self.env.setup.item_embeddings).to(ctx.device)
+        features = self.env.setup.user_features
+        self.user_features = None if features is None else torch.from_numpy(features).to(ctx.device)
+        self.feature_dim = 0 if features is None else features.shape[1]
+
+    def context(self, obs: dict[str, np.ndarray]) -> Context:
+        users = torch.from_numpy(obs["user"]).to(self.device)
+        return Context(torch.from_numpy(obs["history"]).to(self.device), torch.from_numpy(obs["skipped"]).to(self.device),
+                       None if self.user_features is None else self.user_features[users])
+
+    def history_context(self, users: Tensor, phase: str) -> Context:
+        """Users' last N items before `phase`, an empty skipped window, their features."""
+        indptr, items = self.split.history(phase)
+        windows = last_items(indptr, items, users.cpu().numpy(), self.history_len, self.n_items)
+        history = torch.from_numpy(windows).to(self.device)
+        return Context(history, torch.full_like(history, self.n_items),
+                       None if self.user_features is None else self.user_features[users.to(self.device)])
+
+
+@dataclass
+class TrainingStats:
+    env_steps: int = 0      # transitions (user-steps)
+    updates: int = 0        # gradient updates
+    seconds: float = 0.0
+    reward: float = 0.0     # mean reward per transition
+
+    def as_dict(self) -> dict[str, float]:
+        return {"env_steps": self.env_steps, "updates": self.updates, "seconds": self.seconds, "reward": self.reward}
+
+
+def train_offline(learner: Learner, data: OfflineData, budget: dict[str, int], seed: int) -> TrainingStats:
+    """Run `learner` on the offline environment for ``budget["env_steps"]`` transitions.
+    Items already in the window or shown in the episode are not offered again (they
+    could earn nothing); every slot's reward is its hit."""
+    env, stats, start = data.env, TrainingStats(), time.perf_counter()
+    obs, _ = env.reset(seed=seed)
+    context = data.context(obs)
+    shown = window_items(context.history, data.n_items)
+    total_reward = 0.0
+    for _ in range(math.ceil(budget["env_steps"] / env.num_envs)):
+        slate = learner.act(context, ~shown, explore=True)
+        obs, rewards, terminated, truncated, info = env.step(slate.cpu().numpy())
+        hits = torch.from_numpy(info["hits"]).to(data.device)
+        learner.observe(context, slate, hits.float(), data.context(info["final_obs"]),
+                        torch.from_numpy(terminated).to(data.device), torch.from_numpy(truncated).to(data.device))
+        for _ in range(budget["updates_per_step"]):
+            stats.updates += bool(learner.update())
+        context = data.context(obs)
+        shown.scatter_(1, slate, True)
+        ended = torch.from_numpy(terminated | truncated).to(data.device)
+        shown[ended] = window_items(context.history[ended], data.n_items)
+        stats.env_steps += env.num_envs
+        total_reward += float(rewards.sum())
+    stats.seconds = time.perf_counter() - start
+    stats.reward = total_reward / max(stats.env_steps, 1)
+    return stats
+
+
+class RLOfflineMethod(OfflineMethod, ABC):
+    """The offline side of a method's learner: trained on the offline environment for the
+    budget, it ranks items by the learner's scores of the user's history context."""
+
+    def fit(self, split: Split) -> None:
+        self.budget = rl_budget(self.ctx)
+        seed_torch(self.ctx)
+        self.data = OfflineData(split, self.budget, self.ctx)
+        self.learner = self.make_learner(split)
+        self.training = train_offline(self.learner, self.data, self.budget, self.ctx.seed)
+
+    @abstractmethod
+    def make_learner(self, split: Split) -> Learner:
+        """The method's learner for `split` (``self.data``, ``self.budget`` are set); it also
+        records the method's substitutes."""
+
+    def score(self, users: Tensor, phase: str) -> Tensor:
+        return self.learner.scores(self.data.history_context(users, phase))
+
+
+# ----------------------------------------------------------------------------- storage
+class ReplayBuffer:
+    """A circular buffer of batched transitions (dicts of tensors with a leading batch
+    dimension), sampled uniformly with torch's global generator."""
+
+    def __init__(self, capacity: int, device: torch.device):
+        self.capacity, self.device = capacity, device
+        self.data: dict[str, Tensor] = {}
+        self.position = self.size = 0
+
+    def add(self, batch: dict[str, Tensor]) -> None:
+        n = len(next(iter(batch.values())))
+        if not self.data:
+            self.data = {key: torch.zeros((self.capacity, *value.shape[1:]), dtype=value.dtype, device=self.device)
+                         for key, value in batch.items()}
+        index = (self.position + torch.arange(n, device=self.device)) % self.capacity
+        for key, value in batch.items():
+            self.data[key][index] = value
+        self.position = (self.position + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def sample(self, n: int) -> dict[str, Tensor]:
+        index = torch.randint(self.size, (n,), device=self.device)
+        return {key: value[index] for key, value in self.data.items()}
+
+
+class EpisodeBuffer:
+    """On-policy storage for episodic learners on a batched environment that restarts
+    finished users in place: per step, the batch's data, rewards ([B], or [B, k] per
+    slot of a slate) and episode ends. ``pop_complete`` hands over the steps of every
+    finished episode with their discounted returns and keeps the rest: G_t = R_t + gamma
+    G_{t+1} (0 after an episode's last step) with R_t the step's total reward; a slot's
+    return is its own reward plus gamma G_{t+1}."""
+
+    def __init__(self, gamma: float):
+        self.gamma = gamma
+        self.steps: list[dict[str, Tensor]] = []
+        self.rewards: list[Tensor] = []
+        self.ended: list[Tensor] = []
+        self.pending: list[Tensor] = []   # rows not handed over yet
+
+    def add(self, data: dict[str, Tensor], rewards: Tensor, ended: Tensor) -> None:
+        self.steps.append(data)
+        self.rewards.append(rewards.float())
+        self.ended.append(ended.bool())
+        self.pending.append(torch.ones_like(self.ended[-1]))
+
+    @property
+    def n_complete(self) -> int:
+        """Finished episodes not handed over yet."""
+        if not self.ended:
+            return 0
+        return int((torch.stack(self.ended) & torch.stack(self.pending)).sum())
+
+    def pop_complete(self) -> tuple[dict[str, Tensor], Tensor]:
+        """(data of the finished episodes' steps [M, ...], their returns [M] or [M, k])."""
+        rewards, ended, pending = torch.stack(self.rewards), torch.stack(self.ended), torch.stack(self.pending)
+        totals = rewards.sum(2) if rewards.dim() == 3 else rewards               # R_t [T, B]
+        returns = torch.zeros_like(rewards)
+        later = torch.zeros_like(totals[0])                                      # G_{t+1}
+        for t in reversed(range(len(self.steps))):
+            later = later * (~ended[t]).float()
+            returns[t] = rewards[t] + self.gamma * (later[:, None] if rewards.dim() == 3 else later)
+            later = totals[t] + self.gamma * later
+        # A step belongs to a finished episode when its user's episode ended then or later.
+        complete = pending & ended.flip(0).cummax(0).values.flip(0)
+        data = {key: torch.stack([step[key] for step in self.steps])[complete] for key in self.steps[0]}
+        for t in range(len(self.steps)):
+            self.pending[t] = self.pending[t] & ~complete[t]
+        while self.pending and not self.pending[0].any():   # drop steps with nothing left
+            for storage in (self.steps, self.rewards, self.ended, self.pending):
+                storage.pop(0)
+        return data, returns[complete]
+
+
+# ----------------------------------------------------------------------------- online
+def discrete_action_shape(space: gym.Space) -> tuple[int, int]:
+    """(number of items, slate size) of a simulator's discrete action space: Discrete(n)
+    is one item, MultiDiscrete([n] * k) a slate of k."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n), 1
+    if isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1 and len(set(space.nvec.tolist())) == 1:
+        return int(space.nvec[0]), len(space.nvec)
+    raise ValueError(f"the RL baselines need a Discrete(n) or MultiDiscrete([n] * k) action space; got {space}")
+
+
+ONLINE_STATE_NOTE = ("online: the state is the simulator's observation (standardised by running statistics), the "
+                     "same for every method as in the IMRL paper; item windows are empty; a slate's reward is "
+                     "shared equally by its slots")
+
+
+class RunningStandardiser:
+    """x -> (x - mean) / std with the mean and variance of every observation seen in
+    training (batched Welford updates), clipped to [-10, 10], as gymnasium's
+    NormalizeObservation does; simulators' observations mix counts, one-hots and scores."""
+
+    def __init__(self, dim: int, device: torch.device):
+        self.count = 0
+        self.mean = torch.zeros(dim, dtype=torch.float64, device=device)
+        self.m2 = torch.zeros(dim, dtype=torch.float64, device=device)
+
+    def update(self, batch: Tensor) -> None:
+        batch = batch.double()
+        n, batch_mean = len(batch), batch.mean(0)
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.mean += delta * n / total
+        self.m2 += ((batch - batch_mean) ** 2).sum(0) + delta ** 2 * self.count * n / total
+        self.count = total
+
+    def __call__(self, batch: Tensor) -> Tensor:
+        if self.count < 2:
+            return batch
+        std = (self.m2 / (self.count - 1)).sqrt().clamp(min=1e-4)
+        return ((batch.double() - self.mean) / std).clamp(-10.0, 10.0).float()
+
+
+class RLOnlineAgent(OnlineAgent, ABC):
+    """The thin adapter from a simulator to a method's ``Learner`` (module docstring,
+    "Online protocol"). A subclass builds its learner in ``make_learner`` and names what it
+    removes in ``online_removals``."""
+
+    action_interface = "discrete"
+    online_removals: tuple[str, ...] = ()
+
+    def __init__(self, params: dict[str, Any], ctx: RunContext, observation_space: gym.Space,
+                 action_space: gym.Space, n_envs: int):
+        super().__init__(params, ctx, observation_space, action_space, n_envs)
+        if not isinstance(observation_space, gym.spaces.Box):
+            raise ValueError(f"{type(self).__name__}: expected a Box observation space; got {observation_space}")
+        self.budget = rl_budget(ctx)
+        seed_torch(ctx)
+        self.n_items, self.slate_size = discrete_action_shape(action_space)
+        self.feature_dim = int(np.prod(observation_space.shape))
+        # Item windows stay empty online (module docstring): one pad slot is all they need.
+        self.empty_window = torch.full((1, 1), self.n_items, dtype=torch.int64, device=ctx.device)
+        self.standardise = RunningStandardiser(self.feature_dim, ctx.device)
+        self.learner = self.make_learner()
+        self.substitutes = [ONLINE_STATE_NOTE, *self.online_removals]
+
+    @abstractmethod
+    def make_learner(self) -> Learner:
+        """The method's learner over ``self.n_items`` items, slates of ``self.slate_size``,
+        ``self.feature_dim`` features."""
+
+    def _observations(self, obs: np.ndarray) -> Tensor:
+        return torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.ctx.device).reshape(len(obs), -1)
+
+    def _context(self, obs: np.ndarray) -> Context:
+        window = self.empty_window.expand(len(obs), -1)
+        return Context(window, window, self.standardise(self._observations(obs)))
+
+    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        slate = self.learner.act(self._context(obs), None, explore).cpu().numpy()
+        return slate if isinstance(self.action_space, gym.spaces.MultiDiscrete) else slate[:, 0]
+
+    def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
+        device, k = self.ctx.device, self.slate_size
+        slate = torch.as_tensor(np.asarray(actions, dtype=np.int64).reshape(len(obs), k), device=device)
+        slot_rewards = torch.as_tensor(np.asarray(rewards, dtype=np.float32) / k, device=device)[:, None].expand(-1, k)
+        self.standardise.update(self._observations(obs))
+        self.learner.observe(self._context(obs), slate, slot_rewards, self._context(next_obs),
+                             torch.as_tensor(np.asarray(terminated), device=device),
+                             torch.as_tensor(np.asarray(truncated), device=device))
+
+    def update(self) -> dict[str, float]:
+        diagnostics: dict[str, float] = {}
+        for _ in range(self.budget["updates_per_step"]):
+            diagnostics.update(self.learner.update())
+        return diagnostics
