@@ -38,8 +38,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from baselines.rl_common import (Context, Learner, ReplayBuffer, RLOfflineMethod, RLOnlineAgent, epsilon_greedy_slate,
-                                 exclude)
+from baselines.rl_common import (SHARED_DEFAULTS, Context, Learner, ReplayBuffer, RLOfflineMethod, RLOnlineAgent,
+                                 epsilon_greedy_slate, exclude)
 from baselines.side_info import item_categories
 from imrl.data.split import Split
 
@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "target_update": 100,        # updates between copies into the target network
     "pairwise_alpha": 0.1,       # alpha of the pairwise regulariser
     "n_pseudo_categories": 20,   # k of the k-means pseudo-categories (datasets without categories)
+    **SHARED_DEFAULTS,           # env (offline environment arguments), n_envs, dim (online item embeddings)
 }
 
 
@@ -183,10 +184,9 @@ class DEERS(RLOfflineMethod):
 
     def make_learner(self, split: Split) -> Learner:
         data = self.data
-        categories, notes = item_categories(split, data.item_vectors.cpu().numpy(), self.params["n_pseudo_categories"],
-                                            self.ctx.seed)
+        categories, notes = item_categories(split, self.params["n_pseudo_categories"], self.ctx.seed)
         self.substitutes = [f"DEERS competitor items: {note}" for note in notes]
-        return DEERSLearner(split.n_items, self.budget["slate_size"], data.feature_dim, self.budget["embedding_dim"],
+        return DEERSLearner(split.n_items, data.slate_size, data.feature_dim, data.item_vectors.shape[1],
                             self.params, self.ctx.device, data.item_vectors,
                             torch.from_numpy(categories).to(self.ctx.device))
 
@@ -199,5 +199,5 @@ class DEERSAgent(RLOnlineAgent):
                        "have none)",)
 
     def make_learner(self) -> Learner:
-        return DEERSLearner(self.n_items, self.slate_size, self.feature_dim, self.budget["embedding_dim"],
+        return DEERSLearner(self.n_items, self.slate_size, self.feature_dim, self.params["dim"],
                             self.params, self.ctx.device)

@@ -41,7 +41,8 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from baselines.rl_common import Context, Learner, ReplayBuffer, RLOfflineMethod, RLOnlineAgent, masked
+from baselines.rl_common import (SHARED_DEFAULTS, Context, Learner, ReplayBuffer, RLOfflineMethod, RLOnlineAgent,
+                                 masked)
 from baselines.side_info import KnowledgeGraph, build_knowledge_graph, item_categories, pseudo_kg_note
 from imrl.data.split import Split
 
@@ -58,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "buffer_size": 20_000,
     "noise_std": 0.2,            # exploration noise on the action vector
     "n_pseudo_categories": 20,
+    **SHARED_DEFAULTS,           # env (offline environment arguments), n_envs, dim (online item embeddings)
 }
 
 
@@ -221,10 +223,10 @@ class KGRL(RLOfflineMethod):
 
     def make_learner(self, split: Split) -> Learner:
         item_vectors = self.data.item_vectors.cpu().numpy()
-        categories, notes = item_categories(split, item_vectors, self.params["n_pseudo_categories"], self.ctx.seed)
+        categories, notes = item_categories(split, self.params["n_pseudo_categories"], self.ctx.seed)
         self.graph = build_knowledge_graph(split, categories, self.params["knn"], with_users=False)
         self.substitutes = [f"KGRL knowledge graph: {pseudo_kg_note(split, self.params['knn'], notes)}", *notes]
-        return KGRLLearner(split.n_items, self.budget["slate_size"], self.data.feature_dim, self.budget["embedding_dim"],
+        return KGRLLearner(split.n_items, self.data.slate_size, self.data.feature_dim, self.data.item_vectors.shape[1],
                            self.params, self.ctx.device, self.graph, self.node_features(item_vectors))
 
     def node_features(self, item_vectors: np.ndarray) -> Tensor:
@@ -250,5 +252,5 @@ class KGRLAgent(RLOnlineAgent):
                        "have no knowledge graph): plain item embeddings, every item a candidate",)
 
     def make_learner(self) -> Learner:
-        return KGRLLearner(self.n_items, self.slate_size, self.feature_dim, self.budget["embedding_dim"],
+        return KGRLLearner(self.n_items, self.slate_size, self.feature_dim, self.params["dim"],
                            self.params, self.ctx.device)

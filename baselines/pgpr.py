@@ -54,7 +54,6 @@ from baselines.rl_common import (Context, EpisodeBuffer, Learner, RLOnlineAgent,
 from baselines.side_info import KnowledgeGraph, build_knowledge_graph, item_categories, pseudo_kg_note
 from imrl.api import OfflineMethod
 from imrl.data.split import Split
-from imrl.envs.offline import item_embedding_table
 
 DEFAULTS: dict[str, Any] = {
     "kge_dim": 32,                # TransE dimension
@@ -73,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "beam": [25, 5, 1],           # the reference code's topk
     "n_pseudo_categories": 20,
     "episodes_per_update": 16,    # online: finished episodes per actor-critic update
+    "n_envs": 32,                 # users walking at once, one update per batch (the reference batch_size)
 }
 
 #: The relations that lead from a user to nodes of each type (for the pruning score).
@@ -245,8 +245,7 @@ class PGPR(OfflineMethod):
         p, budget = self.params, rl_budget(self.ctx)
         seed_torch(self.ctx)
         device = self.ctx.device
-        vectors = item_embedding_table(split, budget["embedding_dim"])
-        categories, notes = item_categories(split, vectors, p["n_pseudo_categories"], self.ctx.seed)
+        categories, notes = item_categories(split, p["n_pseudo_categories"], self.ctx.seed)
         self.graph = build_knowledge_graph(split, categories, p["knn"], with_users=True)
         self.substitutes = [f"PGPR knowledge graph: {pseudo_kg_note(split, p['knn'], notes)}", *notes]
         self.transe = train_transe(self.graph, p, device)
@@ -254,20 +253,20 @@ class PGPR(OfflineMethod):
         self.policy = PathActorCritic(4 * p["kge_dim"], p["max_acts"] + 1, p["hidden"]).to(device)
         self.training = self.train_agent(budget)
 
-    def train_agent(self, budget: dict[str, int]) -> TrainingStats:
+    def train_agent(self, budget: dict[str, float]) -> TrainingStats:
         """Batches of n_envs users walk max_path_len hops; one update per batch."""
         p, device, stats, start = self.params, self.ctx.device, TrainingStats(), time.perf_counter()
         optimizer = torch.optim.Adam(self.policy.parameters(), lr=p["lr"])
         indptr, offset = self.graph.csr[0], self.graph.offsets["user"]
         nodes = np.arange(offset, offset + self.graph.counts["user"])
         users = torch.from_numpy(nodes[indptr[nodes + 1] > indptr[nodes]]).to(device)   # users with a purchase
-        walks = max(1, math.ceil(budget["env_steps"] / (budget["n_envs"] * p["max_path_len"])))
+        walks = max(1, math.ceil(budget["env_steps"] / (p["n_envs"] * p["max_path_len"])))
         self.policy.train()
         total_reward = 0.0
         for batch in range(walks):
             for group in optimizer.param_groups:   # linear decay, as the reference code
                 group["lr"] = p["lr"] * max(1e-4, 1.0 - batch / walks)
-            batch_users = users[torch.randint(len(users), (budget["n_envs"],), device=device)]
+            batch_users = users[torch.randint(len(users), (p["n_envs"],), device=device)]
             log_probs, entropies, values, rewards, _ = self.rollout(batch_users, sample=True)
             returns = torch.zeros_like(rewards)
             following = torch.zeros_like(rewards[:, 0])

@@ -2,28 +2,30 @@
 environment they train on, the state they see, storage, and the thin adapter that puts
 a learner on an online simulator. The methods themselves live in their own files.
 
-Budget (``RunContext.budget``, one dictionary per dataset or simulator, the same for
-every RL method; ``BUDGET_DEFAULTS`` lists the keys, an unknown key is an error):
-``env_steps`` transitions of training (user-steps, summed over the users stepped in
-parallel), ``n_envs`` users stepped at once, ``updates_per_step`` gradient updates after
-each batched step (replay-based learners; the episodic ones, TPGR and PGPR, update once
-per batch of finished episodes as their algorithms do), and the offline environment's
-shape: ``history_len`` (N), ``slate_size`` (k), ``max_steps``, ``embedding_dim`` (d).
+Budget (``RunContext.budget``: the dataset's or simulator's ``budget`` entry, shared by
+every method there; IMRL reads the same keys, ``imrl/agents/imrl.py``): ``env_steps``
+transitions of offline training (user-steps, summed over the users stepped in
+parallel) and ``update_ratio`` gradient updates per transition (the replay-based
+learners, DEERS and KGRL; the episodic ones, TPGR and PGPR, update once per batch of
+finished episodes, as their algorithms do). Other keys of the shared budget (e.g. the
+supervised methods' ``epochs``) are not the RL methods' and are ignored. Online, the
+runner fixes the episodes and users; ``update_ratio`` applies per transition as offline.
 
 Offline protocol. Every learner trains on ``BatchedOfflineRecEnv`` (discrete slates,
-"ids" observations: the last N positive and the last N skipped items of the episode).
-``Context`` is what a learner sees of a user: those two windows and the user features
-of the split. At evaluation the positive window is the user's last N items of
-``split.history(phase)`` and the skipped window is empty (logs record no skips); the
-learner scores every item and the shared evaluator ranks.
+"ids" observations: the last N positive and the last N skipped items of the episode),
+built with the method's ``env`` parameters (default: the environment's defaults, as
+IMRL) and ``n_envs`` users at once. ``Context`` is what a learner sees of a user: those
+two windows and the user features of the split. At evaluation the positive window is
+the user's last N items of ``split.history(phase)`` and the skipped window is empty
+(logs record no skips); the learner scores every item and the shared evaluator ranks.
 
 Online protocol. The state is the simulator's observation vector (standardised by
 running statistics), the same for every method (the IMRL paper: "every method receive
-the same kind of state representation");
-the item windows are empty, because the runner shows test episodes to ``act`` only,
-without the rewards a window needs. Items are the discrete actions (candidate slots,
-products, or VirtualTB's fixed action vectors); a slate is a MultiDiscrete action. The
-simulators report one reward per step, so each slot of a slate is credited reward / k.
+the same kind of state representation"); the item windows are empty, because the
+runner shows test episodes to ``act`` only, without the rewards a window needs. Items
+are the discrete actions (candidate slots, products, or VirtualTB's fixed action
+vectors); a slate is a MultiDiscrete action. The simulators report one reward per step,
+so each slot of a slate is credited reward / k.
 """
 
 from __future__ import annotations
@@ -43,27 +45,36 @@ from imrl.api import OfflineMethod, OnlineAgent, RunContext
 from imrl.data.split import Split
 from imrl.envs.offline import BatchedOfflineRecEnv, last_items
 
-BUDGET_DEFAULTS: dict[str, int] = {
-    "env_steps": 20_000,
-    "n_envs": 64,
-    "updates_per_step": 1,
-    "history_len": 10,
-    "slate_size": 10,
-    "max_steps": 20,
-    "embedding_dim": 32,
-}
+BUDGET_DEFAULTS: dict[str, float] = {"env_steps": 20_000, "update_ratio": 0.25}   # IMRL's defaults too
+#: Method parameters every RL baseline has: the offline environment's arguments (shape:
+#: history_len, slate_size, max_steps, embedding_dim, ...), users stepped at once, and the
+#: width of the learned item embeddings online.
+SHARED_DEFAULTS: dict[str, Any] = {"env": {}, "n_envs": 16, "dim": 32}
 
 
-def rl_budget(ctx: RunContext) -> dict[str, int]:
-    """BUDGET_DEFAULTS overridden by the run's budget; ValueError naming a bad key."""
-    unknown = sorted(set(ctx.budget) - set(BUDGET_DEFAULTS))
-    if unknown:
-        raise ValueError(f"budget: unknown key(s) {unknown}; the RL baselines take {sorted(BUDGET_DEFAULTS)}")
-    budget = {**BUDGET_DEFAULTS, **ctx.budget}
-    for key, value in budget.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"budget: {key!r} = {value!r}, expected an integer >= 1")
-    return {key: int(value) for key, value in budget.items()}
+def rl_budget(ctx: RunContext) -> dict[str, float]:
+    """The RL keys of the run's budget over BUDGET_DEFAULTS; ValueError naming a bad value."""
+    budget = {key: ctx.budget.get(key, default) for key, default in BUDGET_DEFAULTS.items()}
+    steps, ratio = budget["env_steps"], budget["update_ratio"]
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"budget: 'env_steps' = {steps!r}, expected an integer >= 1")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.number)) or not 0 <= ratio < math.inf:
+        raise ValueError(f"budget: 'update_ratio' = {ratio!r}, expected a number >= 0")
+    return {"env_steps": int(steps), "update_ratio": float(ratio)}
+
+
+class UpdateSchedule:
+    """update_ratio gradient updates per transition, the fractions carried over (as IMRL)."""
+
+    def __init__(self, ratio: float):
+        self.ratio, self.pending = ratio, 0.0
+
+    def after(self, transitions: int) -> int:
+        """Updates due after `transitions` more transitions."""
+        self.pending += transitions * self.ratio
+        due = int(self.pending)
+        self.pending -= due
+        return due
 
 
 def seed_torch(ctx: RunContext) -> None:
@@ -151,17 +162,16 @@ def epsilon_greedy_slate(scores: Tensor, available: Tensor | None, k: int, epsil
 
 # ----------------------------------------------------------------------------- offline
 class OfflineData:
-    """The offline environment of a split, built with the budget's shape, and the
+    """The offline environment of a split, built with the method's ``env`` arguments, and the
     contexts learners see during training and at evaluation."""
 
-    def __init__(self, split: Split, budget: dict[str, int], ctx: RunContext):
+    def __init__(self, split: Split, env_params: dict[str, Any], n_envs: int, ctx: RunContext):
         self.split = split
         self.device = ctx.device
-        self.env = BatchedOfflineRecEnv(split, budget["n_envs"], history_len=budget["history_len"],
-                                        slate_size=budget["slate_size"], action_interface="discrete",
-                                        embedding_dim=budget["embedding_dim"], max_steps=budget["max_steps"],
-                                        observation="ids", seed=ctx.seed, device=ctx.device)
-        self.n_items, self.slate_size, self.history_len = split.n_items, budget["slate_size"], budget["history_len"]
+        self.env = BatchedOfflineRecEnv(split, n_envs, **env_params, action_interface="discrete", observation="ids",
+                                        seed=ctx.seed, device=ctx.device)
+        setup = self.env.setup
+        self.n_items, self.slate_size, self.history_len = split.n_items, setup.slate_size, setup.history_len
         #: The environment's item embedding table E [n_items, d] (SVD of the training interactions).
         self.item_vectors = torch.from_numpy(self.env.setup.item_embeddings).to(ctx.device)
         features = self.env.setup.user_features
@@ -193,11 +203,12 @@ class TrainingStats:
         return {"env_steps": self.env_steps, "updates": self.updates, "seconds": self.seconds, "reward": self.reward}
 
 
-def train_offline(learner: Learner, data: OfflineData, budget: dict[str, int], seed: int) -> TrainingStats:
+def train_offline(learner: Learner, data: OfflineData, budget: dict[str, float], seed: int) -> TrainingStats:
     """Run `learner` on the offline environment for ``budget["env_steps"]`` transitions.
     Items already in the window or shown in the episode are not offered again (they
     could earn nothing); every slot's reward is its hit."""
     env, stats, start = data.env, TrainingStats(), time.perf_counter()
+    schedule = UpdateSchedule(budget["update_ratio"])
     obs, _ = env.reset(seed=seed)
     context = data.context(obs)
     shown = window_items(context.history, data.n_items)
@@ -208,7 +219,7 @@ def train_offline(learner: Learner, data: OfflineData, budget: dict[str, int], s
         hits = torch.from_numpy(info["hits"]).to(data.device)
         learner.observe(context, slate, hits.float(), data.context(info["final_obs"]),
                         torch.from_numpy(terminated).to(data.device), torch.from_numpy(truncated).to(data.device))
-        for _ in range(budget["updates_per_step"]):
+        for _ in range(schedule.after(env.num_envs)):
             stats.updates += bool(learner.update())
         context = data.context(obs)
         shown.scatter_(1, slate, True)
@@ -228,14 +239,14 @@ class RLOfflineMethod(OfflineMethod, ABC):
     def fit(self, split: Split) -> None:
         self.budget = rl_budget(self.ctx)
         seed_torch(self.ctx)
-        self.data = OfflineData(split, self.budget, self.ctx)
+        self.data = OfflineData(split, self.params["env"], self.params["n_envs"], self.ctx)
         self.learner = self.make_learner(split)
         self.training = train_offline(self.learner, self.data, self.budget, self.ctx.seed)
 
     @abstractmethod
     def make_learner(self, split: Split) -> Learner:
-        """The method's learner for `split` (``self.data``, ``self.budget`` are set); it also
-        records the method's substitutes."""
+        """The method's learner for `split` (``self.data`` is set); it also records the
+        method's substitutes."""
 
     def score(self, users: Tensor, phase: str) -> Tensor:
         return self.learner.scores(self.data.history_context(users, phase))
@@ -374,7 +385,7 @@ class RLOnlineAgent(OnlineAgent, ABC):
         super().__init__(params, ctx, observation_space, action_space, n_envs)
         if not isinstance(observation_space, gym.spaces.Box):
             raise ValueError(f"{type(self).__name__}: expected a Box observation space; got {observation_space}")
-        self.budget = rl_budget(ctx)
+        self.schedule = UpdateSchedule(rl_budget(ctx)["update_ratio"])
         seed_torch(ctx)
         self.n_items, self.slate_size = discrete_action_shape(action_space)
         self.feature_dim = int(np.prod(observation_space.shape))
@@ -411,6 +422,6 @@ class RLOnlineAgent(OnlineAgent, ABC):
 
     def update(self) -> dict[str, float]:
         diagnostics: dict[str, float] = {}
-        for _ in range(self.budget["updates_per_step"]):
+        for _ in range(self.schedule.after(self.n_envs)):
             diagnostics.update(self.learner.update())
         return diagnostics

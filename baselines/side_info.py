@@ -5,7 +5,7 @@ carries nothing.
 - Categories (DEERS's competitor items, the category nodes of the graph). The split's
   ``item_categories`` where it has them (e.g. MovieLens genres, the synthetic generator's
   clusters); otherwise *pseudo-categories*: k-means over item vectors (the offline
-  environment's item embeddings, an SVD of the training interactions).
+  environment's item embedding table, an SVD of the training interactions).
 - Knowledge graph (KGRL, PGPR). None of our datasets ships one, so the graph is a
   *pseudo-KG* (the substitute named in the project notes): item-category edges
   (``belongs_to`` / ``contains``) plus an item-item co-occurrence kNN graph
@@ -25,9 +25,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from imrl.data.split import Split
+from imrl.envs.offline import item_embedding_table
 
 #: Items whose co-occurrence rows are computed at once (bounds memory on large catalogues).
 COOCCURRENCE_CHUNK = 4096
+#: Dimension of the item embeddings that pseudo-categories cluster.
+PSEUDO_CATEGORY_DIM = 32
 
 
 def kmeans(vectors: np.ndarray, n_clusters: int, rng: np.random.Generator, iterations: int = 30) -> np.ndarray:
@@ -55,7 +58,7 @@ def kmeans(vectors: np.ndarray, n_clusters: int, rng: np.random.Generator, itera
     return labels
 
 
-def item_categories(split: Split, item_vectors: np.ndarray, n_pseudo: int, seed: int) -> tuple[np.ndarray, list[str]]:
+def item_categories(split: Split, n_pseudo: int, seed: int) -> tuple[np.ndarray, list[str]]:
     """(category per item int64 [n_items], -1 = unknown; substitute notes)."""
     if split.item_categories is not None and (np.asarray(split.item_categories) >= 0).any():
         categories = np.asarray(split.item_categories, dtype=np.int64)
@@ -63,9 +66,11 @@ def item_categories(split: Split, item_vectors: np.ndarray, n_pseudo: int, seed:
             raise ValueError(f"split {split.name!r}: item_categories has {len(categories)} entries; "
                              f"expected n_items = {split.n_items}")
         return categories, []
-    labels = kmeans(np.asarray(item_vectors, dtype=np.float64), n_pseudo, np.random.default_rng(seed))
-    return labels, [f"pseudo-categories: k-means (k={n_pseudo}) over item embeddings (SVD of the training "
-                    f"interactions); split {split.name!r} has no item categories"]
+    vectors = item_embedding_table(split, PSEUDO_CATEGORY_DIM).astype(np.float64)
+    labels = kmeans(vectors, n_pseudo, np.random.default_rng(seed))
+    return labels, [f"pseudo-categories: k-means (k={n_pseudo}) over {PSEUDO_CATEGORY_DIM}-dimensional item embeddings "
+                    f"(the offline environment's SVD of the training interactions); split {split.name!r} has no "
+                    "item categories"]
 
 
 def cooccurrence_neighbours(split: Split, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -44,7 +44,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from baselines.rl_common import Context, EpisodeBuffer, Learner, RLOfflineMethod, RLOnlineAgent, window_items
+from baselines.rl_common import (SHARED_DEFAULTS, Context, EpisodeBuffer, Learner, RLOfflineMethod, RLOnlineAgent,
+                                 window_items)
 from imrl.data.split import Split
 
 DEFAULTS: dict[str, Any] = {
@@ -55,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "entropy_factor": 5.0,        # the reference code's ENTROPY_FACTOR
     "l2": 1e-5,                   # the reference code's L2_FACTOR
     "episodes_per_update": 64,    # finished episodes per REINFORCE update
+    **SHARED_DEFAULTS,            # env (offline environment arguments), n_envs, dim (online item embeddings)
 }
 
 
@@ -269,7 +271,7 @@ class TPGR(RLOfflineMethod):
     def make_learner(self, split: Split) -> Learner:
         vectors = self.data.item_vectors
         self.tree = BalancedTree(split.n_items, self.params["child_num"], vectors.cpu().numpy().astype(np.float64))
-        return TPGRLearner(self.tree, self.budget["slate_size"], self.data.feature_dim, self.budget["embedding_dim"],
+        return TPGRLearner(self.tree, self.data.slate_size, self.data.feature_dim, self.data.item_vectors.shape[1],
                            self.params, self.ctx.device, vectors)
 
 
@@ -282,5 +284,5 @@ class TPGRAgent(RLOnlineAgent):
 
     def make_learner(self) -> Learner:
         tree = BalancedTree(self.n_items, self.params["child_num"], rng=self.ctx.rng(offset=1))
-        return TPGRLearner(tree, self.slate_size, self.feature_dim, self.budget["embedding_dim"], self.params,
+        return TPGRLearner(tree, self.slate_size, self.feature_dim, self.params["dim"], self.params,
                            self.ctx.device)

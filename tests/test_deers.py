@@ -14,9 +14,9 @@ from imrl.api import RunContext
 
 
 def test_negative_encoder_sees_only_skipped_items(split_small):
-    ctx = RunContext(seed=0, budget={"n_envs": 8, "env_steps": 8 * 40, "max_steps": 6, "slate_size": 5})
+    ctx = RunContext(seed=0, budget={"env_steps": 8 * 40, "update_ratio": 0.25})
     budget = rl_budget(ctx)
-    data = OfflineData(split_small, budget, ctx)
+    data = OfflineData(split_small, {"max_steps": 6, "slate_size": 5}, 8, ctx)
     learner = DEERSLearner(split_small.n_items, 5, data.feature_dim, 32, {**DEFAULTS, "epsilon_decay_steps": 1000},
                            ctx.device, data.item_vectors)
     pad = split_small.n_items
@@ -85,8 +85,8 @@ def test_pairwise_weight_must_keep_the_loss_bounded(alpha):
 
 
 def test_q_values_score_the_whole_catalogue_and_rank_by_q(split_small):
-    ctx = RunContext(seed=0, budget={"n_envs": 4})
-    data = OfflineData(split_small, rl_budget(ctx), ctx)
+    ctx = RunContext(seed=0)
+    data = OfflineData(split_small, {}, 4, ctx)
     learner = DEERSLearner(split_small.n_items, 10, data.feature_dim, 32, DEFAULTS, ctx.device, data.item_vectors)
     context = data.history_context(torch.arange(4), "test")
     q = learner.scores(context)

@@ -91,7 +91,7 @@ def test_candidates_rank_above_every_other_item():
 
 
 def test_fitted_kgrl_uses_the_graph_it_built(split_small):
-    method = KGRL({"knn": 5}, RunContext(seed=0, budget={"env_steps": 128, "n_envs": 16, "max_steps": 4}))
+    method = KGRL({"knn": 5, "n_envs": 16, "env": {"max_steps": 4}}, RunContext(seed=0, budget={"env_steps": 128}))
     method.fit(split_small)
     adjacency = method.learner.local.adjacency.to_dense().numpy() > 0
     assert (adjacency == (method.graph.adjacency().toarray() > 0)).all()

@@ -12,12 +12,12 @@ from baselines.pgpr import PGPR, USER_TO_TYPE, KGWalk, slate_log_probs
 from imrl.api import RunContext
 from tests.conftest import small_split
 
-PARAMS = {"max_acts": 20, "kge_epochs": 2, "hidden": [64, 32]}
+PARAMS = {"max_acts": 20, "kge_epochs": 2, "hidden": [64, 32], "n_envs": 16}
 
 
 @pytest.fixture(scope="module")
 def pgpr():
-    method = PGPR(PARAMS, RunContext(seed=0, budget={"env_steps": 480, "n_envs": 16}))
+    method = PGPR(PARAMS, RunContext(seed=0, budget={"env_steps": 480}))
     method.fit(small_split(0))
     return method
 

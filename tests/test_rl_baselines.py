@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from baselines.random import RandomAgent
-from baselines.rl_common import EpisodeBuffer, ReplayBuffer, rl_budget
+from baselines.rl_common import EpisodeBuffer, ReplayBuffer, UpdateSchedule, rl_budget
 from baselines.side_info import build_knowledge_graph, cooccurrence_neighbours, item_categories, kmeans
 from imrl import registry
 from imrl.api import RunContext
@@ -28,11 +28,12 @@ RL_BASELINES = ["deers", "kgrl", "tpgr", "pgpr"]
 
 # Tiny budgets and, where a method's published defaults learn too slowly for a budget of
 # seconds, a larger learning rate (TPGR's REINFORCE updates once per batch of episodes).
+SHORT_EPISODES = {"n_envs": 32, "env": {"max_steps": 10}}
 OFFLINE_SETUP = {
-    "deers": ({"env_steps": 2048, "n_envs": 32, "updates_per_step": 2, "max_steps": 10}, {"batch_size": 32}),
-    "kgrl": ({"env_steps": 2048, "n_envs": 32, "updates_per_step": 2, "max_steps": 10}, {"batch_size": 32}),
-    "tpgr": ({"env_steps": 8192, "n_envs": 32, "max_steps": 10}, {"lr": 0.01, "episodes_per_update": 16}),
-    "pgpr": ({"env_steps": 2048, "n_envs": 32}, {"max_acts": 50, "kge_epochs": 3}),
+    "deers": ({"env_steps": 2048, "update_ratio": 1 / 16}, {**SHORT_EPISODES, "batch_size": 32}),
+    "kgrl": ({"env_steps": 2048, "update_ratio": 1 / 16}, {**SHORT_EPISODES, "batch_size": 32}),
+    "tpgr": ({"env_steps": 8192}, {**SHORT_EPISODES, "lr": 0.01, "episodes_per_update": 16}),
+    "pgpr": ({"env_steps": 2048}, {"n_envs": 32, "max_acts": 50, "kge_epochs": 3}),
 }
 ONLINE_PARAMS = {
     "deers": {},
@@ -64,13 +65,21 @@ def hand_split(item_categories=None) -> Split:
 
 
 # ----------------------------------------------------------------------------- shared parts
-def test_budget_names_unknown_keys_and_bad_values():
-    assert rl_budget(RunContext(seed=0, budget={"env_steps": 10}))["env_steps"] == 10
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['epochs'\]"):
-        rl_budget(RunContext(seed=0, budget={"epochs": 3}))
+def test_budget_takes_the_rl_keys_and_names_bad_values():
+    # The budget is shared with other method families: their keys (epochs) are not ours.
+    budget = rl_budget(RunContext(seed=0, budget={"env_steps": 10, "epochs": 3}))
+    assert budget == {"env_steps": 10, "update_ratio": 0.25}
     for bad in (0, -1, 2.5, True, "10"):
-        with pytest.raises(ValueError, match="'n_envs'"):
-            rl_budget(RunContext(seed=0, budget={"n_envs": bad}))
+        with pytest.raises(ValueError, match="'env_steps'"):
+            rl_budget(RunContext(seed=0, budget={"env_steps": bad}))
+    for bad in (-0.1, float("inf"), "1", None):
+        with pytest.raises(ValueError, match="'update_ratio'"):
+            rl_budget(RunContext(seed=0, budget={"update_ratio": bad}))
+
+
+def test_update_schedule_carries_fractions_over():
+    schedule = UpdateSchedule(0.25)
+    assert [schedule.after(3) for _ in range(5)] == [0, 1, 1, 1, 0]   # due: 0.75, 1.5, 2.25, 3.0, 3.75
 
 
 def test_episode_buffer_hands_over_finished_episodes_with_their_returns():
@@ -117,13 +126,21 @@ def test_cooccurrence_neighbours_are_the_most_co_consumed_items():
 
 
 def test_categories_come_from_the_split_or_are_labelled_pseudo_categories():
-    vectors = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [5.0, 5.0], [5.1, 5.0]])
-    categories, notes = item_categories(hand_split(np.array([1, 1, 0, -1, 2])), vectors, 2, seed=0)
+    categories, notes = item_categories(hand_split(np.array([1, 1, 0, -1, 2])), 2, seed=0)
     assert categories.tolist() == [1, 1, 0, -1, 2] and notes == []
-    categories, notes = item_categories(hand_split(), vectors, 2, seed=0)
+    # Without categories: k-means over the items' SVD embeddings; users 0-1 share items
+    # 0-2, user 2 holds 3-4, so the two groups fall apart.
+    categories, notes = item_categories(hand_split(), 2, seed=0)
     assert len(set(categories[:3])) == 1 and len(set(categories[3:])) == 1 and categories[0] != categories[3]
     assert "pseudo-categories" in notes[0] and "'hand'" in notes[0]
-    assert np.array_equal(kmeans(vectors, 2, np.random.default_rng(1)), kmeans(vectors, 2, np.random.default_rng(1)))
+
+
+def test_kmeans_separates_clusters_and_repeats_for_a_seed():
+    rng = np.random.default_rng(0)
+    vectors = np.concatenate([rng.normal(0.0, 0.1, (20, 3)), rng.normal(5.0, 0.1, (30, 3))])
+    labels = kmeans(vectors, 2, np.random.default_rng(1))
+    assert len(set(labels[:20])) == 1 and len(set(labels[20:])) == 1 and labels[0] != labels[20]
+    assert np.array_equal(labels, kmeans(vectors, 2, np.random.default_rng(1)))
 
 
 def test_knowledge_graph_stores_every_relation_both_ways():
@@ -162,7 +179,7 @@ def test_each_online_agent_beats_random_on_a_small_vector_env(name, slate_size):
     cls = registry.method(name).load(registry.ONLINE)
     env = PreferenceVectorEnv(16, slate_size=slate_size)
     for seed in (0, 1):
-        ctx = RunContext(seed=seed, budget={"updates_per_step": 1})
+        ctx = RunContext(seed=seed, budget={"update_ratio": 1 / 16})
         agent = cls(ONLINE_PARAMS[name], ctx, env.single_observation_space, env.single_action_space, 16)
         mean_reward(agent, env, 600, seed, learn=True)
         learned = mean_reward(agent, env, 30, 100 + seed, learn=False)
@@ -178,7 +195,7 @@ def test_each_beats_random_on_virtualtb(name):
     simulator_params = {"networks": random_networks(), "n_discrete_actions": 10}
     cls = registry.method(name).load(registry.ONLINE)
     for seed in (0, 1):
-        ctx = RunContext(seed=seed)
+        ctx = RunContext(seed=seed, budget={"update_ratio": 0.05})   # the default config's
         result, _ = run_simulator("virtualtb", cls, params, ctx, episodes=episodes, test_every=episodes,
                                   test_episodes=128, n_envs=32, simulator_params=simulator_params)
         env = make_simulator("virtualtb", 32, "discrete", simulator_params)
@@ -189,8 +206,10 @@ def test_each_beats_random_on_virtualtb(name):
 
 @pytest.mark.parametrize("name", RL_BASELINES)
 def test_same_seed_same_scores_on_cpu(name, split_small):
-    budget = {"env_steps": 256, "n_envs": 16, "max_steps": 5}
-    params = {**OFFLINE_SETUP[name][1], **({"episodes_per_update": 4} if name == "tpgr" else {})}
+    budget = {"env_steps": 256}
+    params = {**OFFLINE_SETUP[name][1], "n_envs": 16, **({"episodes_per_update": 4} if name == "tpgr" else {})}
+    if "env" in params:
+        params["env"] = {"max_steps": 5}
     scores = []
     for _ in range(2):
         seed_everything(3)   # as a run does: seeds, and torch's deterministic kernels
@@ -206,7 +225,7 @@ def test_runs_record_metrics_and_substitutes(tmp_path, split_small):
     split_dir = tmp_path / "split"
     save_split(split_small, split_dir)
     for name in RL_BASELINES:
-        job = {"method": OFFLINE_SETUP[name][1], "budget": {"env_steps": 256, "n_envs": 16, "max_steps": 5},
+        job = {"method": OFFLINE_SETUP[name][1], "budget": {"env_steps": 256, "epochs": 2},   # epochs: not ours
                "evaluation": {"ks": [20]}}
         record = run_offline("synthetic-small", name, 0, split_dir, job, tmp_path / f"{name}.json")
         assert record["status"] == "ok", record["error"]
@@ -214,7 +233,7 @@ def test_runs_record_metrics_and_substitutes(tmp_path, split_small):
         assert json.loads((tmp_path / f"{name}.json").read_text())["substitutes"] == record["substitutes"]
         if name in ("kgrl", "pgpr"):
             assert any("pseudo-KG" in note for note in record["substitutes"])
-    job = {"method": {}, "budget": {}, "simulator": {"episodes": 4, "test_every": 2, "test_episodes": 4, "n_envs": 4,
+    job = {"method": {}, "budget": {"update_ratio": 0.05}, "simulator": {"episodes": 4, "test_every": 2, "test_episodes": 4, "n_envs": 4,
                                                      "params": {"num_products": 5}}}
     record = run_online("recogym", "deers", 0, job, tmp_path / "online.json")
     assert record["status"] == "ok", record["error"]
