@@ -18,8 +18,10 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
 
+# One thread per process: the tests' networks are small, and two threads per process on
+# a 2-core machine (workflow tests run two jobs at once) slow them down many times.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 dry-run: $(VENV)/.installed
 	$(VENV)/bin/snakemake -n --configfile $(CONFIG)

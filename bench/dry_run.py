@@ -23,13 +23,14 @@ from imrl import registry  # noqa: E402
 
 def expected_runs(cfg: dict) -> dict[str, int]:
     """Training jobs the config implies, over what is implemented."""
-    methods = [registry.METHODS[m] for m in cfg["methods"] if registry.METHODS[m].available]
+    settings = [cfg["settings"].get(m, registry.METHODS[m].settings) for m in cfg["methods"]
+                if registry.METHODS[m].available]
     datasets = [d for d in cfg["datasets"] if registry.DATASETS[d]]
     simulators = [s for s in cfg["simulators"] if registry.SIMULATORS[s]]
     seeds = len(cfg["seeds"])
     return {
-        "train_offline": seeds * len(datasets) * sum(registry.OFFLINE in m.settings for m in methods),
-        "train_online": seeds * len(simulators) * sum(registry.ONLINE in m.settings for m in methods),
+        "train_offline": seeds * len(datasets) * sum(registry.OFFLINE in s for s in settings),
+        "train_online": seeds * len(simulators) * sum(registry.ONLINE in s for s in settings),
     }
 
 

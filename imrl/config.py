@@ -25,7 +25,7 @@ def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
     with open(path) as fh:
         schema = yaml.safe_load(fh)
     for key, names in (("datasets", registry.DATASETS), ("simulators", registry.SIMULATORS),
-                       ("methods", registry.METHODS)):
+                       ("methods", registry.METHODS), ("settings", registry.METHODS)):
         schema["properties"][key]["propertyNames"]["enum"] = list(names)
     return schema
 
@@ -82,6 +82,11 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     _fill_defaults(config, schema, schema)
     for name in list(config["methods"]):
         config["methods"][name] = config["methods"][name] or {}
+    for name, settings in config["settings"].items():
+        supported = registry.METHODS[name].settings
+        if name not in config["methods"] or not set(settings) <= set(supported):
+            raise ConfigError(f"invalid configuration {source}:\n  - settings.{name}: {settings} must name a method "
+                              f"of `methods` and a subset of the settings it supports {list(supported)}")
     if config["evaluation"]["table_k"] not in config["evaluation"]["ks"]:
         raise ConfigError(f"invalid configuration {source}:\n  - evaluation.table_k: "
                           f"{config['evaluation']['table_k']} must be one of evaluation.ks {config['evaluation']['ks']}")

@@ -45,12 +45,18 @@ if NOT_AVAILABLE:
     print(message, file=sys.stderr)
 
 DATASETS = [d for d in config["datasets"] if registry.DATASETS[d] is not None]
-OFFLINE_METHODS = [m for m in config["methods"]
-                   if registry.METHODS[m].available and registry.OFFLINE in registry.METHODS[m].settings]
+
+
+def _methods_in(setting):
+    """Available methods of the config that run in `setting` (the config's `settings` may narrow it)."""
+    return [m for m in config["methods"] if registry.METHODS[m].available
+            and setting in config["settings"].get(m, registry.METHODS[m].settings)]
+
+
+OFFLINE_METHODS = _methods_in(registry.OFFLINE)
 SIMULATORS = [s for s in config["simulators"] if registry.SIMULATORS[s] is not None
               and not (s == "virtualtb" and _virtualtb_left_out())]
-ONLINE_METHODS = [m for m in config["methods"]
-                  if registry.METHODS[m].available and registry.ONLINE in registry.METHODS[m].settings]
+ONLINE_METHODS = _methods_in(registry.ONLINE)
 
 
 wildcard_constraints:

@@ -12,7 +12,7 @@ rule train_offline:
         job=offline_job,
     resources:
         gpu=lambda wc: int(registry.method(wc.method).gpu),
-        mem_mb=lambda wc, attempt: config["resources"]["mem_mb"] * attempt,
+        mem_mb=lambda wc, attempt: config["datasets"][wc.dataset].get("mem_mb", config["resources"]["mem_mb"]) * attempt,
         runtime=config["resources"]["runtime"],
     log:
         "logs/train/{dataset}/{method}/seed{seed}.log",

@@ -81,3 +81,10 @@ def test_schema_names_come_from_registry():
 def test_config_hash_is_order_independent():
     assert config.config_hash({"a": 1, "b": [1, 2]}) == config.config_hash({"b": [1, 2], "a": 1})
     assert config.config_hash({"a": 1}) != config.config_hash({"a": 2})
+
+
+def test_settings_narrow_a_method_to_what_it_supports(default_config):
+    default_config["settings"] = {"random": ["online"]}
+    assert config.validate(copy.deepcopy(default_config))["settings"] == {"random": ["online"]}
+    default_config["settings"] = {"popularity": ["online"]}   # popularity has no online form
+    assert "settings.popularity" in _error(default_config)

@@ -60,7 +60,6 @@ class Layout:
 
     state: tuple[tuple[int, int], ...]    # (start, stop) per state component
     action: tuple[tuple[int, int], ...]   # (start, stop) per action component, in action columns
-    names: tuple[str, ...] = ()           # of the state components, for messages
 
     @property
     def obs_dim(self) -> int:
@@ -83,13 +82,13 @@ class Layout:
         return list(self.state) + [(start + self.obs_dim, stop + self.obs_dim) for start, stop in self.action]
 
     @staticmethod
-    def from_sizes(state_sizes: list[int], action_sizes: list[int], names: list[str] | None = None) -> "Layout":
+    def from_sizes(state_sizes: list[int], action_sizes: list[int]) -> "Layout":
         def ranges(sizes: list[int]) -> tuple[tuple[int, int], ...]:
             bounds = torch.tensor([0, *sizes]).cumsum(0).tolist()
             return tuple(zip(bounds[:-1], bounds[1:]))
         if not state_sizes or not action_sizes or min(state_sizes + action_sizes) < 1:
             raise ValueError(f"component sizes must be positive integers; got state {state_sizes}, action {action_sizes}")
-        return Layout(ranges(state_sizes), ranges(action_sizes), tuple(names or ()))
+        return Layout(ranges(state_sizes), ranges(action_sizes))
 
 
 class RunningMoments(nn.Module):

@@ -320,9 +320,8 @@ class IMRL(OfflineMethod):
         env = BatchedOfflineRecEnv(split, num_envs=p["n_envs"], action_interface="continuous", observation="vector",
                                    device=ctx.device, **p["env"])
         self.split, self.setup = split, env.setup
-        names = list(env.components)
-        sizes = [env.components[name].stop - env.components[name].start for name in names]
-        layout = Layout.from_sizes(sizes, [env.setup.embedding_dim], names)
+        sizes = [part.stop - part.start for part in env.components.values()]   # history slots, user features
+        layout = Layout.from_sizes(sizes, [env.setup.embedding_dim])
         self.agent = IMRLAgent(p, ctx, env.single_observation_space, env.single_action_space, p["n_envs"],
                                layout=layout, t_max=float(env.setup.max_reward))
         self.substitutes = self.agent.substitutes

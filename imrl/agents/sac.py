@@ -216,9 +216,6 @@ class SoftActorCritic(nn.Module):
         self.log_alpha = nn.Parameter(torch.tensor(math.log(config.init_alpha)))
         self.target_entropy = -float(action_dim) if config.target_entropy is None else config.target_entropy
 
-    def trainable(self) -> list[nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
-
     def losses(self, batch: dict[str, Tensor], generator: torch.Generator,
                intrinsic: IntrinsicTerm | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """The sum of Algorithm 2's losses (lines 14-18) on one minibatch, each touching only
@@ -262,13 +259,7 @@ class SoftActorCritic(nn.Module):
         torch._foreach_lerp_(target, online, self.config.tau)
 
 
-def make_optimizer(params: list[nn.Parameter], lr: float, decayed: list[nn.Parameter] = (),
-                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """One Adam over all parameters (the losses touch disjoint parameters, so this is
-    the same as one Adam per network at the same learning rate); `decayed` get decoupled
-    weight decay (AdamW)."""
-    decayed_ids = {id(p) for p in decayed}
-    groups = [{"params": [p for p in params if id(p) not in decayed_ids], "weight_decay": 0.0}]
-    if decayed:
-        groups.append({"params": list(decayed), "weight_decay": weight_decay})
-    return torch.optim.AdamW(groups, lr=lr, fused=True)
+def make_optimizer(params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """One Adam over all parameters: the losses touch disjoint parameters, so this is the
+    same as one Adam per network at the same learning rate, in one fused step."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
