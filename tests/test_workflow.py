@@ -111,11 +111,29 @@ def test_rerun_is_a_no_op_and_a_config_change_reruns(workflow_run):
     assert "train_offline" in dry.stdout
 
 
-def test_paper_dry_run_reports_what_is_not_available():
+def test_paper_dry_run_lists_the_grid():
     result = subprocess.run([*SNAKEMAKE, "-n", "--configfile", str(REPO_ROOT / "config/paper.yaml")],
                             capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "NOT AVAILABLE" in result.stderr
+    for rule in ("download_raw", "convert_raw", "split", "train_offline", "train_online", "report"):
+        assert rule in result.stdout
+
+
+def test_what_cannot_run_is_said_not_skipped_silently(tmp_path):
+    """VirtualTB without its weights and download: false is left out, and said so;
+    with strict: true it is an error."""
+    config = tiny_config(tmp_path, {"random": {}})
+    cfg = yaml.safe_load(config.read_text())
+    cfg["simulators"] = {"virtualtb": {"download": False}}
+    config.write_text(yaml.safe_dump(cfg))
+    result = snakemake(tmp_path, config, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "NOT AVAILABLE" in result.stderr and "virtualtb" in result.stderr
+    assert "train_online" not in result.stdout
+    cfg["strict"] = True
+    config.write_text(yaml.safe_dump(cfg))
+    result = snakemake(tmp_path, config, "-n")
+    assert result.returncode != 0 and "strict" in result.stdout + result.stderr
 
 
 def test_invalid_config_fails_naming_the_key(tmp_path):
