@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from imrl.data.sources import VIRTUALTB
 from imrl.envs.simulators import BatchedSimulator, OneUserEnv
 
 ATTRIBUTE_GROUPS = (8, 8, 11, 11, 11, 11, 2, 2, 3, 18, 3)
@@ -64,14 +65,10 @@ SECOND_RESPONSES = 10                 # b: 0..9
 MAX_PAGES = 100                       # leave page: 0..100
 DISCRETE_ACTION_SEED = 27
 
-UPSTREAM_COMMIT = "ff4f1cce83c824b9542ccd81300672cc81bdec7a"
-WEIGHTS_URL = f"https://raw.githubusercontent.com/eyounx/VirtualTaobao/{UPSTREAM_COMMIT}/virtualTB/data/{{file}}"
-#: file -> (bytes, sha256) of the upstream weights at UPSTREAM_COMMIT.
-WEIGHT_FILES = {
-    "generator_model.pt": (112_180, "15f4f5b05df3de81016cde4b29379d24cf8b4fcb076d78055b06984137a983ac"),
-    "action_model.pt": (214_532, "eceebf80181735459eec841cb1f73fa1a3f5f2796f68f4f8366a36d5e8da7be8"),
-    "leave_model.pt": (282_436, "022d7f88e180899bd8fe6b26b82b6ccca8bbb82d253b30ebac372534e8a2df12"),
-}
+#: file -> (bytes, sha256) of the upstream weights, and where to get them: the one
+#: source registry (imrl/data/sources.py) pins them at the upstream commit.
+WEIGHT_FILES = {f.name: (f.checksums.size, f.checksums.sha256) for f in VIRTUALTB.variant().files}
+WEIGHT_URLS = {f.name: f.urls[0] for f in VIRTUALTB.variant().files}
 DEFAULT_WEIGHTS_DIR = Path("data/raw/virtualtb")
 
 
@@ -125,7 +122,7 @@ class VirtualTBNetworks(nn.Module):
                 if digest != WEIGHT_FILES[name][1]:
                     raise ValueError(f"{path}: sha256 {digest} is not the pinned {WEIGHT_FILES[name][1]} "
                                      f"(a different or damaged file; download it again from "
-                                     f"{WEIGHTS_URL.format(file=name)})")
+                                     f"{WEIGHT_URLS[name]})")
             state = torch.load(path, map_location="cpu", weights_only=True)
             try:
                 getattr(networks, attribute).load_state_dict(state)
@@ -147,7 +144,7 @@ def missing_weights_message(weights_dir: Path, missing: list[str]) -> str:
     lines = [f"VirtualTB weights missing in {weights_dir}: {', '.join(missing)}.",
              "They are not shipped with imrl-bench (the upstream repository has no licence to redistribute "
              "them); the workflow downloads them. To get them by hand, download into that directory:"]
-    lines += [f"  {WEIGHTS_URL.format(file=name)}  (sha256 {sha})" for name, (_, sha) in WEIGHT_FILES.items()]
+    lines += [f"  {WEIGHT_URLS[name]}  (sha256 {sha})" for name, (_, sha) in WEIGHT_FILES.items()]
     lines.append("or pass weights_dir=<directory holding the three files>.")
     return "\n".join(lines)
 
