@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from imrl.api import OfflineMethod, OnlineAgent, RunContext
+from imrl.checkpoint import Checkpointer
 from imrl.data.split import Split
 from imrl.envs.offline import BatchedOfflineRecEnv, last_items
 
@@ -203,33 +204,48 @@ class TrainingStats:
         return {"env_steps": self.env_steps, "updates": self.updates, "seconds": self.seconds, "reward": self.reward}
 
 
-def train_offline(learner: Learner, data: OfflineData, budget: dict[str, float], seed: int) -> TrainingStats:
-    """Run `learner` on the offline environment for ``budget["env_steps"]`` transitions.
-    Items already in the window or shown in the episode are not offered again (they
-    could earn nothing); every slot's reward is its hit."""
-    env, stats, start = data.env, TrainingStats(), time.perf_counter()
-    schedule = UpdateSchedule(budget["update_ratio"])
-    obs, _ = env.reset(seed=seed)
-    context = data.context(obs)
-    shown = window_items(context.history, data.n_items)
-    total_reward = 0.0
-    for _ in range(math.ceil(budget["env_steps"] / env.num_envs)):
+def train_offline(learner: Learner, data: OfflineData, budget: dict[str, float], seed: int,
+                  checkpoint: Checkpointer | None = None) -> tuple[Learner, TrainingStats]:
+    """Run `learner` on the offline environment for ``budget["env_steps"]`` transitions;
+    the learner (a resumed run's is the restored one) and the statistics. Items already in
+    the window or shown in the episode are not offered again (they could earn nothing);
+    every slot's reward is its hit. With a `checkpoint`, the loop saves its state between
+    steps when a save is due and resumes from the last save."""
+    env, start = data.env, time.perf_counter()
+    total_steps = math.ceil(budget["env_steps"] / env.num_envs)
+    saved = checkpoint.restore() if checkpoint is not None else None
+    if saved is None:
+        loop = {"step": 0, "stats": TrainingStats(), "schedule": UpdateSchedule(budget["update_ratio"]),
+                "total_reward": 0.0}
+        obs, _ = env.reset(seed=seed)
+        context = data.context(obs)
+        shown = window_items(context.history, data.n_items)
+    else:
+        learner, loop, obs, shown = saved["learner"], saved["loop"], saved["obs"], saved["shown"]
+        env.load_state_dict(saved["env"])
+        context = data.context(obs)
+    stats = loop["stats"]
+    while loop["step"] < total_steps:
         slate = learner.act(context, ~shown, explore=True)
         obs, rewards, terminated, truncated, info = env.step(slate.cpu().numpy())
         hits = torch.from_numpy(info["hits"]).to(data.device)
         learner.observe(context, slate, hits.float(), data.context(info["final_obs"]),
                         torch.from_numpy(terminated).to(data.device), torch.from_numpy(truncated).to(data.device))
-        for _ in range(schedule.after(env.num_envs)):
+        for _ in range(loop["schedule"].after(env.num_envs)):
             stats.updates += bool(learner.update())
         context = data.context(obs)
         shown.scatter_(1, slate, True)
         ended = torch.from_numpy(terminated | truncated).to(data.device)
         shown[ended] = window_items(context.history[ended], data.n_items)
         stats.env_steps += env.num_envs
-        total_reward += float(rewards.sum())
-    stats.seconds = time.perf_counter() - start
-    stats.reward = total_reward / max(stats.env_steps, 1)
-    return stats
+        loop["total_reward"] += float(rewards.sum())
+        loop["step"] += 1
+        if checkpoint is not None and loop["step"] < total_steps and checkpoint.due():
+            checkpoint.save({"where": f"step {loop['step']} of {total_steps}", "learner": learner, "loop": loop,
+                             "env": env.state_dict(), "obs": obs, "shown": shown})
+    stats.seconds = time.perf_counter() - start   # of this process (a resumed run: since it resumed)
+    stats.reward = loop["total_reward"] / max(stats.env_steps, 1)
+    return learner, stats
 
 
 class RLOfflineMethod(OfflineMethod, ABC):
@@ -240,8 +256,8 @@ class RLOfflineMethod(OfflineMethod, ABC):
         self.budget = rl_budget(self.ctx)
         seed_torch(self.ctx)
         self.data = OfflineData(split, self.params["env"], self.params["n_envs"], self.ctx)
-        self.learner = self.make_learner(split)
-        self.training = train_offline(self.learner, self.data, self.budget, self.ctx.seed)
+        self.learner, self.training = train_offline(self.make_learner(split), self.data, self.budget, self.ctx.seed,
+                                                    Checkpointer(self.ctx, f"offline-{type(self).__name__}"))
 
     @abstractmethod
     def make_learner(self, split: Split) -> Learner:
@@ -279,6 +295,16 @@ class ReplayBuffer:
     def sample(self, n: int) -> dict[str, Tensor]:
         index = torch.randint(self.size, (n,), device=self.device)
         return {key: value[index] for key, value in self.data.items()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A checkpoint (imrl/checkpoint.py) stores the filled rows only; until the buffer
+        # is full they are the first `size` rows, and the rest is re-allocated on load.
+        return {**vars(self), "data": {key: value[: self.size] for key, value in self.data.items()}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        self.data = {key: torch.cat([value, value.new_zeros((self.capacity - len(value), *value.shape[1:]))])
+                     for key, value in state["data"].items()}
 
 
 class EpisodeBuffer:

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from imrl.api import OfflineMethod, RunContext
+from imrl.api import Method, OfflineMethod, RunContext
+from imrl.checkpoint import Checkpointer
 from imrl.data.split import Split
 from imrl.eval.ranking import evaluate
 
@@ -170,17 +171,25 @@ class SequentialRecommender(OfflineMethod):
 
     def train(self, examples: Examples) -> None:
         """Adam over shuffled mini-batches; after each epoch the valid metric decides
-        early stopping; the best epoch's weights are restored."""
-        hp, model = self.params, self.model
-        optimiser = torch.optim.Adam(model.parameters(), lr=hp["lr"], betas=tuple(hp["adam_betas"]))
-        shuffle = self.ctx.generator(offset=1)
-        best, best_state, waited = -np.inf, copy.deepcopy(model.state_dict()), 0
-        bar = tqdm(range(self.max_epochs), desc=type(self).__name__, disable=not self.ctx.progress)
+        early stopping; the best epoch's weights are restored. Between epochs the loop
+        saves its state when a checkpoint is due and resumes from the last save."""
+        hp = self.params
+        checkpoint = Checkpointer(self.ctx, f"offline-{type(self).__name__}")
+        saved = checkpoint.restore()
+        if saved is None:
+            loop = {"epoch": 0, "best": -np.inf, "best_state": copy.deepcopy(self.model.state_dict()), "waited": 0,
+                    "optimiser": torch.optim.Adam(self.model.parameters(), lr=hp["lr"], betas=tuple(hp["adam_betas"])),
+                    "shuffle": self.ctx.generator(offset=1)}
+        else:
+            loop = saved["loop"]
+            vars(self).update(saved["method"])
+        model, optimiser = self.model, loop["optimiser"]
+        bar = tqdm(range(loop["epoch"], self.max_epochs), desc=type(self).__name__, disable=not self.ctx.progress)
         for epoch in bar:
             started = time.perf_counter()
             self.refresh()
             model.train()
-            order = torch.randperm(len(examples), generator=shuffle, device=self.device)
+            order = torch.randperm(len(examples), generator=loop["shuffle"], device=self.device)
             total, n_batches = 0.0, 0
             for index in order.split(hp["batch_size"]):
                 loss = self.loss(*examples.batch(index))
@@ -195,15 +204,27 @@ class SequentialRecommender(OfflineMethod):
             self.train_log.append({"epoch": epoch, "loss": total / max(n_batches, 1), hp["valid_metric"]: metric,
                                    "train_seconds": train_seconds})
             bar.set_postfix(loss=f"{total / max(n_batches, 1):.4f}", **{hp["valid_metric"]: f"{metric:.4f}"})
-            if metric > best:
-                best, best_state, waited = metric, copy.deepcopy(model.state_dict()), 0
+            loop["epoch"] = epoch + 1
+            if metric > loop["best"]:
+                loop.update(best=metric, best_state=copy.deepcopy(model.state_dict()), waited=0)
             else:
-                waited += 1
-                if waited >= hp["patience"]:
+                loop["waited"] += 1
+                if loop["waited"] >= hp["patience"]:
                     break
-        model.load_state_dict(best_state)
+            if loop["epoch"] < self.max_epochs and checkpoint.due():
+                checkpoint.save({"where": f"epoch {loop['epoch']} of {self.max_epochs}", "loop": loop,
+                                 "method": self.training_state()})
+        model.load_state_dict(loop["best_state"])
         self.refresh()
-        self.ctx.log(f"{type(self).__name__}: {len(self.train_log)} epochs, best valid {hp['valid_metric']} {best:.4f}")
+        self.ctx.log(f"{type(self).__name__}: {len(self.train_log)} epochs, "
+                     f"best valid {hp['valid_metric']} {loop['best']:.4f}")
+
+    def training_state(self) -> dict[str, Any]:
+        """What training changes in the method's attributes (the model, logs, memories,
+        generators): everything but the inputs that ``fit`` rebuilds from the split (the
+        split, its caches, other methods trained before this one, e.g. CASR's anchor)."""
+        return {name: value for name, value in vars(self).items()
+                if name not in ("ctx", "params", "_histories") and not isinstance(value, (Split, Method))}
 
     def validate(self) -> float:
         """The valid metric (e.g. recall@20) from the project's evaluator."""

@@ -87,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from imrl.runs.run import run_offline
 
     _report_run(run_offline(args.dataset, args.method, args.seed, args.split, args.job, args.out,
-                            progress=args.progress, checkpoint_dir=args.checkpoints))
+                            progress=args.progress, checkpoint_dir=args.checkpoints,
+                            checkpoint_every_s=args.checkpoint_every))
 
 
 def _report_run(record: dict) -> None:
@@ -104,7 +105,8 @@ def cmd_run_online(args: argparse.Namespace) -> None:
     from imrl.runs.run import run_online
 
     _report_run(run_online(args.simulator, args.method, args.seed, args.job, args.out,
-                           progress=args.progress, checkpoint_dir=args.checkpoints))
+                           progress=args.progress, checkpoint_dir=args.checkpoints,
+                           checkpoint_every_s=args.checkpoint_every))
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -130,6 +132,8 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="results JSON path")
     p.add_argument("--checkpoints", type=Path, default=None,
                    help="checkpoint directory: a killed run started again resumes from it")
+    p.add_argument("--checkpoint-every", type=float, default=600.0, metavar="SECONDS",
+                   help="wall time between checkpoints (default 600)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
 
 

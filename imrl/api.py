@@ -33,6 +33,7 @@ class RunContext:
     device: torch.device = torch.device("cpu")
     budget: dict[str, Any] = field(default_factory=dict)   # e.g. {"epochs": 5} or {"episodes": 200}
     checkpoint_dir: Path | None = None
+    checkpoint_every_s: float = 600.0                        # wall time between saves (imrl/checkpoint.py)
     progress: bool = False                                   # show progress bars
     log: Callable[[str], None] = print
 

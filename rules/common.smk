@@ -13,6 +13,7 @@ from imrl.data.sources import VIRTUALTB
 imrl_config.validate(config, ", ".join(map(str, workflow.configfiles)) or "--config")
 PYTHON = sys.executable
 SEEDS = config["seeds"]
+CHECKPOINT_SECONDS = config["resources"]["checkpoint_minutes"] * 60
 
 
 VIRTUALTB_WEIGHTS = [f"data/raw/virtualtb/{f.name}" for f in VIRTUALTB.variant().files]
@@ -109,6 +110,12 @@ def online_sources(wildcards):
 def simulator_inputs(wildcards):
     """VirtualTB's weights, verified (downloaded by the datasets rules when absent)."""
     return [f + ".verified.json" for f in VIRTUALTB_WEIGHTS] if wildcards.simulator == "virtualtb" else []
+
+
+def per_attempt(entry, resource, attempt):
+    """A training job's `resource` (mem_mb, or runtime in minutes): the dataset's or
+    simulator's own value, else resources', times the attempt (a retry gets more)."""
+    return entry.get(resource, config["resources"][resource]) * attempt
 
 
 def offline_job(wildcards):

@@ -1,5 +1,7 @@
 # Training stage: one job per (dataset or simulator, method, seed). A method that raises still
-# writes its results JSON, with status "failed", so the tables show the failure.
+# writes its results JSON, with status "failed", so the tables show the failure. A job
+# killed by a time limit or a pre-emption resumes from its last checkpoint when run again
+# (--retries reruns it at once, with more memory and time per attempt).
 
 
 rule train_offline:
@@ -12,14 +14,15 @@ rule train_offline:
         job=offline_job,
     resources:
         gpu=lambda wc: int(registry.method(wc.method).gpu),
-        mem_mb=lambda wc, attempt: config["datasets"][wc.dataset].get("mem_mb", config["resources"]["mem_mb"]) * attempt,
-        runtime=config["resources"]["runtime"],
+        mem_mb=lambda wc, attempt: per_attempt(config["datasets"][wc.dataset], "mem_mb", attempt),
+        runtime=lambda wc, attempt: per_attempt(config["datasets"][wc.dataset], "runtime", attempt),
     log:
         "logs/train/{dataset}/{method}/seed{seed}.log",
     shell:
         "{PYTHON} -m imrl run --dataset {wildcards.dataset} --method {wildcards.method} --seed {wildcards.seed}"
         " --split data/processed/{wildcards.dataset}/split --job {params.job:q} --out {output}"
         " --checkpoints results/checkpoints/{wildcards.dataset}/{wildcards.method}/seed{wildcards.seed}"
+        " --checkpoint-every {CHECKPOINT_SECONDS}"
         " > {log} 2>&1"
 
 
@@ -33,12 +36,13 @@ rule train_online:
         job=online_job,
     resources:
         gpu=lambda wc: int(registry.method(wc.method).gpu),
-        mem_mb=lambda wc, attempt: config["resources"]["mem_mb"] * attempt,
-        runtime=config["resources"]["runtime"],
+        mem_mb=lambda wc, attempt: per_attempt(config["simulators"][wc.simulator], "mem_mb", attempt),
+        runtime=lambda wc, attempt: per_attempt(config["simulators"][wc.simulator], "runtime", attempt),
     log:
         "logs/train/{simulator}/{method}/seed{seed}.log",
     shell:
         "{PYTHON} -m imrl run-online --simulator {wildcards.simulator} --method {wildcards.method}"
         " --seed {wildcards.seed} --job {params.job:q} --out {output}"
         " --checkpoints results/checkpoints/{wildcards.simulator}/{wildcards.method}/seed{wildcards.seed}"
+        " --checkpoint-every {CHECKPOINT_SECONDS}"
         " > {log} 2>&1"

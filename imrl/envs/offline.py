@@ -454,6 +454,23 @@ class BatchedOfflineRecEnv(VectorEnv):
     def episode_users(self) -> np.ndarray:
         return self._user.cpu().numpy().copy()
 
+    # The state that steps change (everything else follows from the constructor's arguments).
+    _EPISODE_STATE = ("_user", "_history", "_skipped", "_targets", "_shown_bias", "_remaining", "_steps", "_started")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where every user's episode stands and the generator's state: with the same
+        constructor arguments, ``load_state_dict`` continues exactly from here (resumable
+        training, imrl/checkpoint.py)."""
+        state = {name: getattr(self, name) for name in self._EPISODE_STATE}
+        state["np_random"] = self.np_random.bit_generator.state
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self._EPISODE_STATE:
+            value = state[name]
+            setattr(self, name, value.to(self.device) if isinstance(value, torch.Tensor) else value)
+        self.np_random.bit_generator.state = state["np_random"]
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         if options and "users" in options:

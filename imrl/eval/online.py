@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from imrl import registry
 from imrl.api import OnlineAgent, RunContext
+from imrl.checkpoint import Checkpointer
 from imrl.envs.simulators import BatchedSimulator
 
 TEST_SEED_OFFSET = 1_000_000   # test users come from seed + this, never from the training stream
@@ -44,6 +45,7 @@ class OnlineResult:
     metrics: dict[str, float]         # {"ctr": final test CTR, "train_ctr": ...}
     train_episodes: int
     train_steps: int                  # batched steps (each steps every user)
+    agent: OnlineAgent                # the trained agent (a resumed run's is the restored one)
 
 
 def make_simulator(name: str, num_envs: int, action_interface: str, params: dict[str, Any] | None = None
@@ -79,38 +81,53 @@ def measure_ctr(agent: OnlineAgent, env: BatchedSimulator, n_episodes: int, seed
 
 def train_and_test(agent: OnlineAgent, train_env: BatchedSimulator, test_env: BatchedSimulator, *,
                    episodes: int, seed: int, test_every: int = 10, test_episodes: int = 10,
-                   progress: bool = False) -> OnlineResult:
-    """Train `agent` for `episodes` episodes on `train_env`, testing it on `test_env`."""
+                   progress: bool = False, checkpoint: Checkpointer | None = None) -> OnlineResult:
+    """Train `agent` for `episodes` episodes on `train_env`, testing it on `test_env`.
+
+    With a `checkpoint`, the loop saves its state (the agent, the training simulator, the
+    counters and the curve so far) between steps when a save is due, and a run started
+    again resumes from the last save; the test simulator needs no saving (every test
+    resets it with the test seed)."""
     if episodes < 1 or test_every < 1:
         raise ValueError(f"episodes and test_every must be >= 1, got {episodes} and {test_every}")
     if train_env.num_envs != test_env.num_envs:
         raise ValueError("the training and test simulators must have the same number of users "
                          f"(the agent acts on batches of one size): {train_env.num_envs} != {test_env.num_envs}")
     test_seed = TEST_SEED_OFFSET + seed
-    curve = {"episode": [0], "ctr": [measure_ctr(agent, test_env, test_episodes, test_seed)]}
-    ended = steps = clicks = impressions = 0
-    next_test = test_every
-    obs, _ = train_env.reset(seed=seed)
-    with tqdm(total=episodes, disable=not progress, desc="episodes") as bar:
-        while ended < episodes:
+    saved = checkpoint.restore() if checkpoint is not None else None
+    if saved is None:
+        loop = {"ended": 0, "steps": 0, "clicks": 0, "impressions": 0, "next_test": test_every,
+                "curve": {"episode": [0], "ctr": [measure_ctr(agent, test_env, test_episodes, test_seed)]}}
+        obs, _ = train_env.reset(seed=seed)
+    else:
+        agent, train_env, obs, loop = saved["agent"], saved["train_env"], saved["obs"], saved["loop"]
+    curve = loop["curve"]
+    with tqdm(total=episodes, initial=min(loop["ended"], episodes), disable=not progress, desc="episodes") as bar:
+        while loop["ended"] < episodes:
             actions = agent.act(obs, explore=True)
             next_obs, rewards, terminated, truncated, infos = train_env.step(actions)
             agent.observe(obs, actions, rewards, infos["final_obs"], terminated, truncated)
             agent.update()
-            obs, steps = next_obs, steps + 1
-            clicks += int(infos["clicks"].sum())
-            impressions += int(infos["impressions"].sum())
+            obs = next_obs
+            loop["steps"] += 1
+            loop["clicks"] += int(infos["clicks"].sum())
+            loop["impressions"] += int(infos["impressions"].sum())
             newly = int((terminated | truncated).sum())
-            ended += newly
+            loop["ended"] += newly
+            ended = loop["ended"]
             bar.update(min(newly, episodes - bar.n))
-            if ended >= next_test or ended >= episodes:
+            if ended >= loop["next_test"] or ended >= episodes:
                 # Label the test with the multiple of test_every it crossed (or the last
                 # episode), so that curves of different seeds share their x values.
                 curve["episode"].append(episodes if ended >= episodes else ended // test_every * test_every)
                 curve["ctr"].append(measure_ctr(agent, test_env, test_episodes, test_seed))
-                next_test = (ended // test_every + 1) * test_every
-    metrics = {"ctr": curve["ctr"][-1], "train_ctr": clicks / max(impressions, 1)}
-    return OnlineResult(curve=curve, metrics=metrics, train_episodes=ended, train_steps=steps)
+                loop["next_test"] = (ended // test_every + 1) * test_every
+            if checkpoint is not None and ended < episodes and checkpoint.due():
+                checkpoint.save({"where": f"{ended} of {episodes} training episodes", "agent": agent,
+                                 "train_env": train_env, "obs": obs, "loop": loop})
+    metrics = {"ctr": curve["ctr"][-1], "train_ctr": loop["clicks"] / max(loop["impressions"], 1)}
+    return OnlineResult(curve=curve, metrics=metrics, train_episodes=loop["ended"], train_steps=loop["steps"],
+                        agent=agent)
 
 
 def run_simulator(simulator: str, agent_cls: type[OnlineAgent], params: dict[str, Any], ctx: RunContext, *,
@@ -122,5 +139,6 @@ def run_simulator(simulator: str, agent_cls: type[OnlineAgent], params: dict[str
     test_env = make_simulator(simulator, n_envs, interface, simulator_params)
     agent = agent_cls(params, ctx, train_env.single_observation_space, train_env.single_action_space, n_envs)
     result = train_and_test(agent, train_env, test_env, episodes=episodes, seed=ctx.seed, test_every=test_every,
-                            test_episodes=test_episodes, progress=ctx.progress)
-    return result, agent
+                            test_episodes=test_episodes, progress=ctx.progress,
+                            checkpoint=Checkpointer(ctx, f"online-{agent_cls.__name__}"))
+    return result, result.agent

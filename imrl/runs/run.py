@@ -20,6 +20,7 @@ import torch
 
 from imrl import registry
 from imrl.api import RunContext
+from imrl.checkpoint import SUFFIX as CHECKPOINT_SUFFIX
 from imrl.config import config_hash
 from imrl.data.split import PHASES, load_split
 from imrl.eval.online import run_simulator
@@ -47,7 +48,7 @@ Body = Callable[[type, dict[str, Any], RunContext, dict[str, Any]], None]
 
 
 def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any], out: Path,
-         body: Body, progress: bool, checkpoint_dir: Path | None) -> dict[str, Any]:
+         body: Body, progress: bool, checkpoint_dir: Path | None, checkpoint_every_s: float) -> dict[str, Any]:
     """Shared by both settings: seed, device slot, the failure record, provenance, the
     atomic write. A method that checkpoints writes into `checkpoint_dir` and resumes from
     it when a killed run is started again; the directory is removed once the record is
@@ -60,13 +61,13 @@ def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any]
         "config": job,
     }
     device, slot = "cpu", None
-    resumed = checkpoint_dir is not None and any(Path(checkpoint_dir).glob("*"))
+    resumed = checkpoint_dir is not None and any(Path(checkpoint_dir).glob(f"*{CHECKPOINT_SUFFIX}"))
     try:
         cls = spec.load(setting)
         with gpu_slot(wanted=spec.gpu) as slot:
             device = str(pick_device(slot))
             ctx = RunContext(seed=seed, device=torch.device(device), budget=job.get("budget", {}),
-                             checkpoint_dir=checkpoint_dir, progress=progress)
+                             checkpoint_dir=checkpoint_dir, checkpoint_every_s=checkpoint_every_s, progress=progress)
             seed_everything(seed)
             body(cls, {**spec.defaults, **job.get("method", {})}, ctx, record)
     except Exception as error:  # the record must say what failed, whatever it was
@@ -82,7 +83,8 @@ def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any]
 
 
 def run_offline(dataset: str, method: str, seed: int, split_dir: Path, job: dict[str, Any], out: Path,
-                progress: bool = False, checkpoint_dir: Path | None = None) -> dict[str, Any]:
+                progress: bool = False, checkpoint_dir: Path | None = None,
+                checkpoint_every_s: float = 600.0) -> dict[str, Any]:
     """Fit `method` on the split in `split_dir`, evaluate on valid and test, write `out`.
 
     `job` is the resolved configuration of this run: {"method": params, "dataset":
@@ -100,11 +102,13 @@ def run_offline(dataset: str, method: str, seed: int, split_dir: Path, job: dict
             record["n_users"][phase] = result.n_users
         record["substitutes"] = list(model.substitutes)
 
-    return _run(dataset, method, seed, registry.OFFLINE, job, out, body, progress, checkpoint_dir)
+    return _run(dataset, method, seed, registry.OFFLINE, job, out, body, progress, checkpoint_dir,
+                checkpoint_every_s)
 
 
 def run_online(simulator: str, method: str, seed: int, job: dict[str, Any], out: Path,
-               progress: bool = False, checkpoint_dir: Path | None = None) -> dict[str, Any]:
+               progress: bool = False, checkpoint_dir: Path | None = None,
+               checkpoint_every_s: float = 600.0) -> dict[str, Any]:
     """Train `method` on `simulator` for the configured episodes, testing every
     `test_every` episodes (the CTR curve), and write `out`.
 
@@ -119,4 +123,5 @@ def run_online(simulator: str, method: str, seed: int, job: dict[str, Any], out:
         record["curve"] = result.curve
         record["substitutes"] = list(agent.substitutes)
 
-    return _run(simulator, method, seed, registry.ONLINE, job, out, body, progress, checkpoint_dir)
+    return _run(simulator, method, seed, registry.ONLINE, job, out, body, progress, checkpoint_dir,
+                checkpoint_every_s)
