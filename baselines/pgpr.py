@@ -53,6 +53,7 @@ from baselines.rl_common import (Context, EpisodeBuffer, Learner, RLOnlineAgent,
                                  seed_torch)
 from baselines.side_info import KnowledgeGraph, build_knowledge_graph, item_categories, pseudo_kg_note
 from imrl.api import OfflineMethod
+from imrl.checkpoint import Checkpointer
 from imrl.data.split import Split
 
 DEFAULTS: dict[str, Any] = {
@@ -254,16 +255,26 @@ class PGPR(OfflineMethod):
         self.training = self.train_agent(budget)
 
     def train_agent(self, budget: dict[str, float]) -> TrainingStats:
-        """Batches of n_envs users walk max_path_len hops; one update per batch."""
-        p, device, stats, start = self.params, self.ctx.device, TrainingStats(), time.perf_counter()
-        optimizer = torch.optim.Adam(self.policy.parameters(), lr=p["lr"])
+        """Batches of n_envs users walk max_path_len hops; one update per batch. Between
+        batches the loop saves the policy, its optimiser and the counters when a checkpoint
+        is due; a resumed run rebuilds the graph and TransE (deterministic for the seed)
+        and goes on from the last save."""
+        p, device, start = self.params, self.ctx.device, time.perf_counter()
         indptr, offset = self.graph.csr[0], self.graph.offsets["user"]
         nodes = np.arange(offset, offset + self.graph.counts["user"])
         users = torch.from_numpy(nodes[indptr[nodes + 1] > indptr[nodes]]).to(device)   # users with a purchase
         walks = max(1, math.ceil(budget["env_steps"] / (p["n_envs"] * p["max_path_len"])))
+        checkpoint = Checkpointer(self.ctx, "offline-PGPR")
+        saved = checkpoint.restore()
+        if saved is None:
+            loop = {"batch": 0, "stats": TrainingStats(), "total_reward": 0.0, "policy": self.policy,
+                    "optimizer": torch.optim.Adam(self.policy.parameters(), lr=p["lr"])}
+        else:
+            loop = saved["loop"]
+        self.policy, optimizer, stats = loop["policy"], loop["optimizer"], loop["stats"]
         self.policy.train()
-        total_reward = 0.0
-        for batch in range(walks):
+        while loop["batch"] < walks:
+            batch = loop["batch"]
             for group in optimizer.param_groups:   # linear decay, as the reference code
                 group["lr"] = p["lr"] * max(1e-4, 1.0 - batch / walks)
             batch_users = users[torch.randint(len(users), (p["n_envs"],), device=device)]
@@ -279,10 +290,13 @@ class PGPR(OfflineMethod):
             optimizer.step()
             stats.updates += 1
             stats.env_steps += rewards.numel()
-            total_reward += float(rewards.sum())
+            loop["total_reward"] += float(rewards.sum())
+            loop["batch"] += 1
+            if loop["batch"] < walks and checkpoint.due():
+                checkpoint.save({"where": f"walk batch {loop['batch']} of {walks}", "loop": loop})
         self.policy.eval()
-        stats.seconds = time.perf_counter() - start
-        stats.reward = total_reward / max(stats.env_steps, 1)
+        stats.seconds = time.perf_counter() - start   # of this process (a resumed run: since it resumed)
+        stats.reward = loop["total_reward"] / max(stats.env_steps, 1)
         return stats
 
     def rollout(self, users: Tensor, sample: bool):

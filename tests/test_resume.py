@@ -2,7 +2,7 @@
 with SIGKILL at a random moment after its first checkpoint, started again with the same
 arguments, and must end with exactly the metrics (and curve) of a run that was never
 interrupted (CPU). One case per training loop that checkpoints: the RL baselines'
-offline loop, the sequential baselines' epoch loop, and the online runner (an
+offline loop, PGPR's walks, the sequential baselines' epoch loop, and the online runner (an
 item-level and a continuous agent). IMRL's offline loop: tests/test_imrl_resume.py."""
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ CASES = {
                                        "budget": {"env_steps": 3200, "update_ratio": 0.25}, "evaluation": EVALUATION}),
     "offline-causerec": ("synthetic-small", "causerec", {"method": {"d": 16, "max_len": 10, "patience": 100, "batch_size": 64},
                                              "budget": {"epochs": 12}, "evaluation": EVALUATION}),
+    "offline-pgpr": ("synthetic-small", "pgpr", {"method": {"kge_epochs": 2, "hidden": [64, 32]},
+                                                 "budget": {"env_steps": 30000}, "evaluation": EVALUATION}),
     "online-deers-recsim": ("recsim", "deers", {"method": {}, "simulator": {**SIMULATOR},
                                                     "budget": {"update_ratio": 0.1}}),
     "online-imrl-recogym": ("recogym", "imrl", {"method": {"hidden": 32, "model_hidden": 32, "batch_size": 32,
