@@ -117,6 +117,17 @@ def test_paper_dry_run_lists_the_grid():
     assert result.returncode == 0, result.stderr[-3000:]
     for rule in ("download_raw", "convert_raw", "split", "train_offline", "train_online", "report"):
         assert rule in result.stdout
+    # Every training job asks the scheduler for its dataset's or simulator's memory and time.
+    paper = yaml.safe_load((REPO_ROOT / "config/paper.yaml").read_text())
+    entries = {**paper["datasets"], **paper["simulators"]}
+    jobs = re.findall(r"rule train_\w+:.*?wildcards: (?:dataset|simulator)=([\w-]+),.*?\n\s+resources: ([^\n]+)",
+                      result.stdout, flags=re.S)
+    assert len(jobs) == result.stdout.count("rule train_")
+    for name, resources in jobs:
+        asked = dict(pair.split("=", 1) for pair in resources.split(", "))
+        assert int(asked["mem_mb"]) == entries[name].get("mem_mb", paper["resources"]["mem_mb"]), name
+        assert int(asked["runtime"]) == entries[name].get("runtime", paper["resources"]["runtime"]), name
+    assert {name for name, _ in jobs} >= {"goodreads", "ml-20m", "recsim"}
 
 
 def test_what_cannot_run_is_said_not_skipped_silently(tmp_path):
