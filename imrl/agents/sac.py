@@ -37,33 +37,40 @@ def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
                          nn.Linear(hidden, out_dim))
 
 
-class _TrainedRows(torch.autograd.Function):
-    """bias + x @ weight for x [heads, rows, in], where only the first `trained` rows give
-    weight and bias their gradient; the other rows differentiate x alone. So Q(s, a) (Eq.
-    10 trains Q on it) and Q(s, a_pi) (Eq. 13 trains only pi through it) share one matrix
-    product, which a CPU computes faster than two of half the rows."""
+class _QTail(torch.autograd.Function):
+    """Layers 2 and 3 of every Q head, q = w3 . relu(x W2 + b2) + b3, for x [heads, rows,
+    hidden] (layer 1's activations), differentiated by hand so that only the first
+    `trained` rows give the weights their gradient; the other rows differentiate x alone.
+    So Q(s, a) (Eq. 10 trains Q on it) and Q(s, a_pi) (Eq. 13 trains only pi through it)
+    share one matrix product, faster on a CPU than two of half the rows. The output
+    layer (hidden -> 1) is a dot product: as a matrix product it would cost more than all
+    its arithmetic. tests/test_sac.py checks every gradient against plain autograd."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, trained: int) -> Tensor:
+    def forward(ctx, x: Tensor, hidden_weight: Tensor, hidden_bias: Tensor, out_weight: Tensor, out_bias: Tensor,
+                trained: int) -> Tensor:
+        h = torch.baddbmm(hidden_bias, x, hidden_weight).relu_()            # [heads, rows, hidden]
         ctx.trained = trained
-        ctx.save_for_backward(x, weight)
-        return torch.baddbmm(bias, x, weight)
+        ctx.save_for_backward(x, h, hidden_weight, out_weight)
+        return (h * out_weight).sum(-1) + out_bias                           # [heads, rows]
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        x, weight = ctx.saved_tensors
-        trained_grad = grad[:, :ctx.trained]
-        grad_weight = torch.bmm(x[:, :ctx.trained].transpose(1, 2), trained_grad)
-        return torch.bmm(grad, weight.transpose(1, 2)), grad_weight, trained_grad.sum(1, keepdim=True), None
+        x, h, hidden_weight, out_weight = ctx.saved_tensors
+        t = ctx.trained
+        grad_pre = torch.where(h > 0, grad[..., None] * out_weight, 0.0)     # d q / d (x W2 + b2)
+        grad_x = torch.bmm(grad_pre, hidden_weight.transpose(1, 2))
+        grad_hidden_weight = torch.bmm(x[:, :t].transpose(1, 2), grad_pre[:, :t])
+        grad_out_weight = (grad[:, :t, None] * h[:, :t]).sum(1, keepdim=True)
+        return (grad_x, grad_hidden_weight, grad_pre[:, :t].sum(1, keepdim=True), grad_out_weight,
+                grad[:, :t].sum(1, keepdim=True), None)
 
 
 class TwinQ(nn.Module):
     """Two Q networks evaluated as one batched network (weights [2, in, out]): one
     matrix product per layer for both heads. The first layer is split into its state
     and action halves, so that Q(s, a) and Q(s, a_pi) share the projection of s; their
-    second layers are one product (``_TrainedRows``). The output layer (hidden -> 1) is a
-    dot product: as a [rows, hidden] x [hidden, 1] matrix product it costs more on a CPU
-    than all its arithmetic. ReLUs work in place: no backward here needs their input."""
+    later layers are one product (``_QTail``)."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: int, heads: int = 2):
         super().__init__()
@@ -86,11 +93,9 @@ class TwinQ(nn.Module):
             frozen_first = torch.baddbmm(projected.detach(), frozen_action.expand(heads, -1, -1),
                                          self.action_weight.detach())
             first = torch.cat([first, frozen_first], 1)                             # [heads, 2 batch, hidden]
-        h = _TrainedRows.apply(first.relu_(), self.hidden_weight, self.hidden_bias, batch).relu_()
-        q = (h[:, :batch] * self.out_weight).sum(-1) + self.out_bias
-        if frozen_action is None:
-            return q
-        return q, (h[:, batch:] * self.out_weight.detach()).sum(-1) + self.out_bias.detach()
+        # In place: no backward here needs the pre-activation.
+        q = _QTail.apply(first.relu_(), self.hidden_weight, self.hidden_bias, self.out_weight, self.out_bias, batch)
+        return q if frozen_action is None else (q[:, :batch], q[:, batch:])
 
 
 def tanh_gaussian_log_prob(pre_tanh: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
