@@ -119,7 +119,7 @@ class Trainer:
 
     def __init__(self, split, params: dict, warmup_steps: int):
         self.env = BatchedOfflineRecEnv(split, num_envs=16, action_interface="continuous", seed=0)
-        ctx = RunContext(seed=0, budget={"update_ratio": 0.25})
+        ctx = RunContext(seed=0, budget={"update_ratio": 0.25}, log=lambda message: None)
         self.agent = IMRLAgent({**params, "random_steps": 1000, "augment_after": 200}, ctx,
                                self.env.single_observation_space, self.env.single_action_space, n_envs=16,
                                t_max=float(self.env.setup.max_reward))

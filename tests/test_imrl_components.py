@@ -11,9 +11,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 from imrl import registry
-from imrl.agents.causal import Layout, LocalCausalModel, _jacobian, augment
+from imrl.agents.causal import Layout, LocalCausalModel, _components, _jacobian, augment
 from imrl.agents.empowerment import Empowerment, TransitionKL
 from imrl.agents.imrl import IMRL, AdaptiveThreshold, IMRLAgent
 from imrl.agents.sac import ReplayBuffer, SACConfig, SoftActorCritic, make_optimizer, tanh_gaussian_log_prob
@@ -72,6 +74,21 @@ def test_jacobian_is_exact():
     x = torch.randn(5, 13)
     expected = torch.stack([torch.autograd.functional.jacobian(model.next_state, row) for row in x])
     torch.testing.assert_close(_jacobian(model.next_state, x), expected)
+
+
+def test_connected_components_match_scipy():
+    """Algorithm 1 line 3 splits G1 u G2 into connected components: the label of every node
+    is the smallest node index of its component, as scipy's graph search finds them."""
+    generator = torch.Generator().manual_seed(0)
+    for n_in, n_out, density in [(5, 4, 0.3), (40, 41, 0.03), (12, 11, 0.1), (3, 3, 0.0)]:
+        adjacency = torch.rand(32, n_in, n_out, generator=generator) < density
+        labels = _components(adjacency)
+        for graph, label in zip(adjacency.numpy(), labels.numpy()):
+            full = np.zeros((n_in + n_out,) * 2)
+            full[:n_in, n_in:] = graph
+            _, component = connected_components(csr_matrix(full), directed=False)
+            smallest = {c: np.flatnonzero(component == c).min() for c in np.unique(component)}
+            assert label.tolist() == [smallest[c] for c in component]
 
 
 def test_causal_model_recovers_the_sparse_structure(toy_causal_model):

@@ -140,7 +140,8 @@ class LocalCausalModel(nn.Module):
         for node, (start, stop) in enumerate(layout.input_columns()):
             in_owner[start:stop] = node
         self.register_buffer("in_owner", in_owner, persistent=False)
-        self.output_rows = list(layout.state) + [(obs_dim, obs_dim + 1)]   # s' components, then r
+        out_owner = torch.cat([in_owner[:obs_dim], torch.tensor([len(layout.state)])])   # s' components, then r
+        self.register_buffer("out_owner", out_owner, persistent=False)
 
     def observe(self, batch: dict[str, Tensor]) -> None:
         """Update the standardisation statistics with real transitions."""
@@ -174,22 +175,27 @@ class LocalCausalModel(nn.Module):
         row_sq = torch.zeros(jac.shape[0], jac.shape[1], self.layout.n_inputs, device=jac.device)
         row_sq.index_add_(2, self.in_owner, jac.pow(2))
         # ... and its largest value over each output node's rows.
-        node_sq = torch.stack([row_sq[:, start:stop].amax(1) for start, stop in self.output_rows], 1)
+        node_sq = torch.zeros(jac.shape[0], self.layout.n_outputs, self.layout.n_inputs, device=jac.device)
+        node_sq.scatter_reduce_(1, self.out_owner[None, :, None].expand_as(row_sq), row_sq, "amax")
         return (node_sq.sqrt() > self.mask_threshold).transpose(1, 2)
 
 
 def _components(adjacency: Tensor) -> Tensor:
     """Connected-component labels [B, V] of bipartite graphs [B, n_in, n_out]: nodes are
     the n_in inputs then the n_out outputs; a label is the smallest node index of its
-    component. Transitive closure by repeated squaring of the reachability matrix."""
+    component. Label propagation: each node takes the smallest label among itself and its
+    neighbours until none changes (rounds: about the graph's diameter; each costs
+    n_in x n_out per graph, where closing V x V reachability by squaring costs V^3)."""
     batch, n_in, n_out = adjacency.shape
-    nodes = n_in + n_out
-    reach = torch.zeros(batch, nodes, nodes, device=adjacency.device)
-    reach[:, :n_in, n_in:] = adjacency.float()
-    reach = reach + reach.transpose(1, 2) + torch.eye(nodes, device=adjacency.device)
-    for _ in range(max(1, (nodes - 1).bit_length())):
-        reach = (torch.bmm(reach, reach) > 0).float()
-    return reach.argmax(2)   # first reachable node = smallest index in the component
+    no_edge = n_in + n_out   # larger than every label
+    labels = torch.arange(n_in + n_out, device=adjacency.device, dtype=torch.int32).expand(batch, -1)
+    inputs, outputs = labels[:, :n_in], labels[:, n_in:]
+    while True:
+        new_outputs = torch.minimum(outputs, torch.where(adjacency, inputs[:, :, None], no_edge).amin(1))
+        new_inputs = torch.minimum(inputs, torch.where(adjacency, new_outputs[:, None, :], no_edge).amin(2))
+        if torch.equal(new_inputs, inputs) and torch.equal(new_outputs, outputs):
+            return torch.cat([inputs, outputs], 1).long()
+        inputs, outputs = new_inputs, new_outputs
 
 
 def sample_swap(adjacency_1: Tensor, adjacency_2: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -217,22 +223,16 @@ def is_union_of_components(adjacency: Tensor, chosen: Tensor) -> Tensor:
     return ~(adjacency & crossing).any((1, 2))
 
 
-def swap(layout: Layout, first: dict[str, Tensor], second: dict[str, Tensor], chosen: Tensor) -> dict[str, Tensor]:
+def swap(model: "LocalCausalModel", first: dict[str, Tensor], second: dict[str, Tensor],
+         chosen: Tensor) -> dict[str, Tensor]:
     """Algorithm 1, lines 5-7: tau1 with the chosen nodes' values taken from tau2 (the
     reward is tau1's, equal to tau2's: see the module docstring)."""
-    n_in, n_state = layout.n_inputs, len(layout.state)
-    obs_take = torch.zeros_like(first["obs"], dtype=torch.bool)
-    next_take = torch.zeros_like(first["next_obs"], dtype=torch.bool)
-    action_take = torch.zeros_like(first["action"], dtype=torch.bool)
-    for node, (start, stop) in enumerate(layout.state):
-        obs_take[:, start:stop] = chosen[:, node, None]
-        next_take[:, start:stop] = chosen[:, n_in + node, None]
-    for node, (start, stop) in enumerate(layout.action):
-        action_take[:, start:stop] = chosen[:, n_state + node, None]
-    return {"obs": torch.where(obs_take, second["obs"], first["obs"]),
-            "action": torch.where(action_take, second["action"], first["action"]),
+    obs_dim, n_in = model.layout.obs_dim, model.layout.n_inputs
+    state_node, action_node = model.in_owner[:obs_dim], model.in_owner[obs_dim:]   # node of every column
+    return {"obs": torch.where(chosen[:, state_node], second["obs"], first["obs"]),
+            "action": torch.where(chosen[:, action_node], second["action"], first["action"]),
             "reward": first["reward"],
-            "next_obs": torch.where(next_take, second["next_obs"], first["next_obs"]),
+            "next_obs": torch.where(chosen[:, n_in + state_node], second["next_obs"], first["next_obs"]),
             "terminated": first["terminated"]}
 
 
@@ -246,12 +246,11 @@ class AugmentationResult:
 def augment(model: LocalCausalModel, first: dict[str, Tensor], second: dict[str, Tensor],
             obs_bounds: tuple[Tensor, Tensor], generator: torch.Generator, reward_tolerance: float) -> AugmentationResult:
     """Algorithm 1 for a batch of pairs (tau1[i], tau2[i])."""
-    layout = model.layout
     graph_1 = model.adjacency(first["obs"], first["action"], first["reward"])       # line 3: ind(s1, a1)
     graph_2 = model.adjacency(second["obs"], second["action"], second["reward"])    #         ind(s2, a2)
     chosen, exists = sample_swap(graph_1, graph_2, generator)                        # line 4
     exists &= (first["reward"] - second["reward"]).abs() <= reward_tolerance        # one mechanism f(., ., r)
-    new = swap(layout, first, second, chosen)                                        # lines 5-7
+    new = swap(model, first, second, chosen)                                         # lines 5-7
     # Line 8: keep tau_g only if it exists.
     graph_new = model.adjacency(new["obs"], new["action"], new["reward"])
     low, high = obs_bounds

@@ -253,9 +253,12 @@ class IMRLAgent(OnlineAgent):
         second = self.buffer.rows(partner)
         result = augment(self.causal, first, second, self.obs_bounds, generator, tolerance)
         self.counters["proposed"] += result.proposed
-        self.counters["augmented"] += result.accepted
         if result.accepted:
+            if not self.counters["augmented"]:   # the first ones: say so in the run's log (online runs log nothing else)
+                self.ctx.log(f"IMRL: counterfactual augmentation started: {result.accepted} transitions added after "
+                             f"{self.counters['model_updates']} causal-model updates")
             self.buffer.add(result.transitions, real=False)                         # Algorithm 1, line 8
+        self.counters["augmented"] += result.accepted
 
     # -- gradient steps (Algorithm 2, lines 13-19) ---------------------------------------------
     def gradient_step(self) -> dict[str, Tensor]:
