@@ -297,9 +297,10 @@ class ReplayBuffer:
         return {key: value[index] for key, value in self.data.items()}
 
     def __getstate__(self) -> dict[str, Any]:
-        # A checkpoint (imrl/checkpoint.py) stores the filled rows only; until the buffer
-        # is full they are the first `size` rows, and the rest is re-allocated on load.
-        return {**vars(self), "data": {key: value[: self.size] for key, value in self.data.items()}}
+        # A checkpoint (imrl/checkpoint.py) stores the filled rows only (copies: torch.save of
+        # a view would store the whole allocation); until the buffer is full they are the
+        # first `size` rows, and the rest is re-allocated on load.
+        return {**vars(self), "data": {key: value[: self.size].clone() for key, value in self.data.items()}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         vars(self).update(state)

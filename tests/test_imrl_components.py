@@ -6,6 +6,7 @@ line 8, and the intrinsic term in the value target (Eq. 11-12)."""
 from __future__ import annotations
 
 import math
+import pickle
 
 import gymnasium as gym
 import numpy as np
@@ -276,9 +277,17 @@ def test_replay_buffer_grows_then_wraps():
                     "next_obs": torch.zeros(2, 3), "terminated": torch.zeros(2)})
     assert buffer.size == 10 and buffer.added == 14
     assert sorted(buffer.storage["reward"].tolist()) == list(map(float, range(4, 14)))
-    restored = ReplayBuffer(3, 2, capacity=10, device=torch.device("cpu"))
-    restored.load_state_dict(buffer.state_dict())
-    assert torch.equal(restored.storage["obs"][:10], buffer.storage["obs"][:10]) and restored.cursor == buffer.cursor
+    restored = pickle.loads(pickle.dumps(buffer))   # as a checkpoint stores it
+    assert torch.equal(restored.data, buffer.data) and (restored.cursor, restored.added) == (buffer.cursor, 14)
+
+
+def test_replay_buffer_checkpoint_holds_only_the_filled_rows():
+    buffer = ReplayBuffer(3, 2, capacity=1000, device=torch.device("cpu"), initial=512)
+    buffer.add({"obs": torch.ones(5, 3), "action": torch.zeros(5, 2), "reward": torch.arange(5.0),
+                "next_obs": torch.zeros(5, 3), "terminated": torch.zeros(5)})
+    assert len(pickle.dumps(buffer)) < 512 * buffer.data.shape[1] * 4 / 10
+    restored = pickle.loads(pickle.dumps(buffer))
+    assert restored.data.shape == buffer.data.shape and torch.equal(restored.data, buffer.data)
 
 
 def test_registry_variants():

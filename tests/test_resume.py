@@ -3,7 +3,7 @@ with SIGKILL at a random moment after its first checkpoint, started again with t
 arguments, and must end with exactly the metrics (and curve) of a run that was never
 interrupted (CPU). One case per training loop that checkpoints: the RL baselines'
 offline loop, PGPR's walks, the sequential baselines' epoch loop, and the online runner (an
-item-level and a continuous agent). IMRL's offline loop: tests/test_imrl_resume.py."""
+item-level and a continuous agent), and IMRL's offline loop."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ SMALL_ENV = {"slate_size": 10, "max_steps": 10, "embedding_dim": 8, "history_len
 SIMULATOR = {"episodes": 24, "test_every": 8, "test_episodes": 8, "n_envs": 8, "params": {}}
 
 CASES = {
+    "offline-imrl": ("synthetic-small", "imrl", {"method": {"hidden": 32, "model_hidden": 32, "batch_size": 32,
+                                                           "n_envs": 8, "random_steps": 100, "augment_after": 20,
+                                                           "env": SMALL_ENV},
+                                                "budget": {"env_steps": 1600, "update_ratio": 0.25},
+                                                "evaluation": EVALUATION}),
     "offline-deers": ("synthetic-small", "deers", {"method": {"hidden": 32, "dim": 16, "env": SMALL_ENV},
                                        "budget": {"env_steps": 3200, "update_ratio": 0.25}, "evaluation": EVALUATION}),
     "offline-causerec": ("synthetic-small", "causerec", {"method": {"d": 16, "max_len": 10, "patience": 100, "batch_size": 64},

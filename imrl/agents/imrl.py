@@ -21,14 +21,13 @@ item i scores E[i] . a, the environment's own continuous interface.
 
 Budget (``RunContext.budget``): ``env_steps`` (offline: environment transitions to
 collect, one per user step) and ``update_ratio`` (gradient updates per collected
-transition, both settings). Checkpoints (offline) are written to
-``RunContext.checkpoint_dir`` every ``checkpoint_every`` transitions.
+transition, both settings). Checkpoints (imrl/checkpoint.py): the offline loop below and
+the online runner save the whole agent, with its buffer and generators, and resume.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -41,9 +40,9 @@ from imrl.agents.causal import Layout, LocalCausalModel, augment
 from imrl.agents.empowerment import Empowerment, TransitionKL
 from imrl.agents.sac import ReplayBuffer, SACConfig, SoftActorCritic, make_optimizer
 from imrl.api import OfflineMethod, OnlineAgent, RunContext
+from imrl.checkpoint import Checkpointer
 from imrl.data.split import Split
 from imrl.envs.offline import BatchedOfflineRecEnv, last_items
-from imrl.io import atomic_path
 
 INTRINSIC = ("empowerment", "kl", "entropy")
 DECAY_SCHEDULES = ("exponential", "harmonic", "constant")
@@ -67,8 +66,8 @@ DEFAULTS: dict[str, Any] = {
     "t_max": None,                    # None: the environment's (offline), else the largest reward seen (online)
     # Composition form for simulators: component sizes (None: derived from the spaces).
     "state_components": None, "action_components": None,
-    # Offline training (IMRL): environment arguments, parallel users, checkpoint interval.
-    "env": {}, "n_envs": 16, "checkpoint_every": 5000,
+    # Offline training (IMRL): environment arguments, parallel users, transitions between progress logs.
+    "env": {}, "n_envs": 16, "log_every": 5000,
 }
 BUDGET_DEFAULTS = {"env_steps": 20_000, "update_ratio": 0.25}
 
@@ -294,21 +293,6 @@ class IMRLAgent(OnlineAgent):
             diagnostics.update(threshold=self.current_threshold(), augmented=float(self.counters["augmented"]))
         return diagnostics
 
-    # -- checkpoints ------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"networks": self.networks.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "buffer": self.buffer.state_dict(),
-                "generators": {name: g.get_state() for name, g in self.generators.items()},
-                "counters": dict(self.counters)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.networks.load_state_dict(state["networks"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.buffer.load_state_dict(state["buffer"])
-        for name, generator in self.generators.items():
-            generator.set_state(state["generators"][name])
-        self.counters = dict(state["counters"])
-
 
 class IMRL(OfflineMethod):
     """IMRL on an offline dataset: trains on ``BatchedOfflineRecEnv(split)``, ranks with the
@@ -316,7 +300,6 @@ class IMRL(OfflineMethod):
     slate_size, embedding_dim, max_steps, initial_items)."""
 
     defaults = DEFAULTS
-    CHECKPOINT = "imrl.pt"
 
     def fit(self, split: Split) -> None:
         p, ctx = self.params, self.ctx
@@ -332,45 +315,38 @@ class IMRL(OfflineMethod):
 
         budget = {**BUDGET_DEFAULTS, **ctx.budget}
         total_steps = math.ceil(budget["env_steps"] / p["n_envs"])                # batched steps
-        segment_steps = max(1, p["checkpoint_every"] // p["n_envs"])
-        done = self._resume()
-        with tqdm(total=total_steps, initial=done, disable=not ctx.progress, desc="IMRL fit") as bar:
-            while done < total_steps:
-                # Each segment starts from a reset seeded by (seed, segment): the environment's
-                # state at a checkpoint is then a function of the segment alone.
-                segment = done // segment_steps
-                obs, _ = env.reset(seed=int(np.random.SeedSequence([ctx.seed, segment]).generate_state(1)[0]))
-                returns, steps = 0.0, min(segment_steps, total_steps - done)
-                for _ in range(steps):
-                    actions = self.agent.act(obs, explore=True)
-                    next_obs, rewards, terminated, truncated, info = env.step(actions)
-                    self.agent.observe(obs, actions, rewards, info["final_obs"], terminated, truncated)
-                    self.agent.update()
-                    obs, returns, done = next_obs, returns + float(rewards.sum()), done + 1
-                    bar.update(1)
-                self._checkpoint(done)
-                counters = self.agent.counters
-                ctx.log(f"IMRL {done * p['n_envs']} transitions: mean reward {returns / (steps * p['n_envs']):.3f}, "
-                        f"T={self.agent.current_threshold():.2f}, augmented {counters['augmented']}, "
-                        f"updates {counters['updates']}")
+        log_steps = max(1, p["log_every"] // p["n_envs"])
+        checkpoint = Checkpointer(ctx, "offline-IMRL")
+        saved = checkpoint.restore()
+        if saved is None:
+            loop = {"done": 0, "returns": 0.0}
+            obs, _ = env.reset(seed=ctx.seed)
+        else:
+            self.agent, loop, obs = saved["agent"], saved["loop"], saved["obs"]
+            env.load_state_dict(saved["env"])
+        with tqdm(total=total_steps, initial=loop["done"], disable=not ctx.progress, desc="IMRL fit") as bar:
+            while loop["done"] < total_steps:
+                actions = self.agent.act(obs, explore=True)
+                next_obs, rewards, terminated, truncated, info = env.step(actions)
+                self.agent.observe(obs, actions, rewards, info["final_obs"], terminated, truncated)
+                self.agent.update()
+                obs = next_obs
+                loop["done"] += 1
+                loop["returns"] += float(rewards.sum())
+                bar.update(1)
+                if loop["done"] % log_steps == 0 or loop["done"] == total_steps:
+                    self._log_progress(loop, (loop["done"] - 1) % log_steps + 1)
+                if loop["done"] < total_steps and checkpoint.due():
+                    checkpoint.save({"where": f"{loop['done'] * p['n_envs']} transitions", "agent": self.agent,
+                                     "loop": loop, "env": env.state_dict(), "obs": obs})
 
-    def _checkpoint_path(self) -> Path | None:
-        return None if self.ctx.checkpoint_dir is None else Path(self.ctx.checkpoint_dir) / self.CHECKPOINT
-
-    def _checkpoint(self, done: int) -> None:
-        path = self._checkpoint_path()
-        if path is not None:
-            with atomic_path(path) as tmp:
-                torch.save({"done": done, "agent": self.agent.state_dict()}, tmp)
-
-    def _resume(self) -> int:
-        path = self._checkpoint_path()
-        if path is None or not path.exists():
-            return 0
-        state = torch.load(path, map_location=self.ctx.device, weights_only=True)
-        self.agent.load_state_dict(state["agent"])
-        self.ctx.log(f"IMRL: resumed from {path} after {state['done']} environment steps")
-        return state["done"]
+    def _log_progress(self, loop: dict[str, Any], steps: int) -> None:
+        """The mean reward of the last `steps` batched steps, the threshold, the counters."""
+        counters, n_envs = self.agent.counters, self.params["n_envs"]
+        self.ctx.log(f"IMRL {loop['done'] * n_envs} transitions: mean reward {loop['returns'] / (steps * n_envs):.3f}, "
+                     f"T={self.agent.current_threshold():.2f}, augmented {counters['augmented']}, "
+                     f"updates {counters['updates']}")
+        loop["returns"] = 0.0
 
     @torch.no_grad()
     def score(self, users: torch.Tensor, phase: str) -> torch.Tensor:

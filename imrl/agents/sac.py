@@ -197,13 +197,17 @@ class ReplayBuffer:
         self.size = min(self.size + n, self.capacity)
         self.added += n
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "cursor": self.cursor, "added": self.added, "data": self.data[: self.size].cpu()}
+    def __getstate__(self) -> dict[str, Any]:
+        # A checkpoint (imrl/checkpoint.py) stores the filled rows only (a copy: torch.save
+        # of a view would store the whole allocation); the rest is re-allocated on load.
+        return {**vars(self), "data": self.data[: self.size].clone(), "allocated": len(self.data)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.size, self.cursor, self.added = state["size"], state["cursor"], state["added"]
-        self.data = torch.zeros(max(self.size, min(self.capacity, len(self.data))), self.data.shape[1], device=self.device)
-        self.data[: self.size] = state["data"].to(self.device)
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        filled, allocated = state.pop("data"), state.pop("allocated")
+        vars(self).update(state)
+        self.data = filled.new_zeros(allocated, filled.shape[1])
+        self.data[: self.size] = filled
 
 
 @dataclass(frozen=True)
