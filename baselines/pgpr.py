@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.rl_common import (Context, EpisodeBuffer, Learner, RLOnlineAgent, TrainingStats, rl_budget,
+from baselines.rl_common import (Context, EpisodeBuffer, Learner, RLOnlineAgent, TrainingStats, masked, rl_budget,
                                  seed_torch)
 from baselines.side_info import KnowledgeGraph, build_knowledge_graph, item_categories, pseudo_kg_note
 from imrl.api import OfflineMethod
@@ -389,6 +389,7 @@ class OneHopLearner(Learner):
         parameters = [*self.user_projection.parameters(), *self.policy.parameters()]
         self.optimizer = torch.optim.Adam(parameters, lr=params["lr"])
         self.episodes = EpisodeBuffer(params["gamma"])
+        self.acted_available: Tensor | None = None
 
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
         u = self.user_projection(features)
@@ -398,15 +399,17 @@ class OneHopLearner(Learner):
     @torch.no_grad()
     def act(self, context: Context, available: Tensor | None, explore: bool) -> Tensor:
         self.policy.train(explore)
-        log_probs = self.forward(context.features)[0]
-        if available is not None:
-            log_probs = log_probs.masked_fill(~available, -torch.inf)
+        log_probs = masked(self.forward(context.features)[0], available).log_softmax(1)   # renormalised
         if explore:   # sample the slate without replacement
+            self.acted_available = available
             return torch.multinomial(log_probs.exp(), self.slate_size, replacement=False)
         return log_probs.topk(self.slate_size, dim=1).indices   # beam search over one hop
 
     def observe(self, context, slate, slot_rewards, next_context, terminated, truncated) -> None:
-        self.episodes.add({"features": context.features, "slate": slate}, slot_rewards, terminated | truncated)
+        data = {"features": context.features, "slate": slate}
+        if self.acted_available is not None:   # the policy's distribution was over these items
+            data["available"] = self.acted_available
+        self.episodes.add(data, slot_rewards, terminated | truncated)
 
     def update(self) -> dict[str, float]:
         p = self.params
@@ -415,6 +418,7 @@ class OneHopLearner(Learner):
         data, returns = self.episodes.pop_complete()
         self.policy.train()
         log_probs, values = self.forward(data["features"])
+        log_probs = masked(log_probs, data.get("available")).log_softmax(1)
         loss, diagnostics = actor_critic_loss(slate_log_probs(log_probs, data["slate"]), masked_entropy(log_probs),
                                               values[:, None].expand_as(returns), returns, p["ent_weight"])
         self.optimizer.zero_grad()
