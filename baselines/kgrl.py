@@ -123,7 +123,7 @@ class KGRLNetwork(nn.Module):
         super().__init__()
         self.n_items = n_items
         self.item_encoder = item_encoder
-        self.plain_items = None if item_encoder is not None else nn.Parameter(0.1 * torch.randn(n_items, dim))
+        self.plain_items = None if item_encoder is not None else nn.Parameter(0.5 * torch.randn(n_items, dim))
         self.attend_items = nn.Linear(dim, hidden, bias=False)     # W_e
         self.attend_query = nn.Linear(dim, hidden)                 # W_q
         self.attend_score = nn.Linear(hidden, 1, bias=False)       # v
@@ -176,11 +176,10 @@ class KGRLLearner(Learner):
         action = self.net.actor(self.net.state(context, items))                # a = mu(s)
         if explore:
             action = (action + self.params["noise_std"] * torch.randn_like(action)).clamp(-1.0, 1.0)
-            self.emitted = action   # DDPG learns from the vector it acted with; observe() stores it
         return masked(self.ranking(context, action, items), available).topk(self.slate_size, dim=1).indices
 
     def observe(self, context, slate, slot_rewards, next_context, terminated, truncated) -> None:
-        self.buffer.add({**context.as_dict(), **next_context.as_dict("next_"), "action": self.emitted,
+        self.buffer.add({**context.as_dict(), **next_context.as_dict("next_"), "slate": slate,
                          "reward": slot_rewards.sum(1), "terminated": terminated.float()})
 
     def update(self) -> dict[str, float]:
@@ -193,8 +192,11 @@ class KGRLLearner(Learner):
             target_items = self.target.item_embeddings()
             next_state = self.target.state(next_context, target_items)
             y = batch["reward"] + p["gamma"] * (1.0 - batch["terminated"]) * self.target.q(next_state, self.target.actor(next_state))
-        state = self.net.state(state_context, self.net.item_embeddings())
-        critic_loss = (self.net.q(state, batch["action"]) - y).pow(2).mean()
+        items = self.net.item_embeddings()
+        state = self.net.state(state_context, items)
+        # The critic values the items that were shown (their mean embedding): the reward is
+        # theirs, and so the item embeddings learn from it too.
+        critic_loss = (self.net.q(state, items[batch["slate"]].mean(1)) - y).pow(2).mean()
         self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()
