@@ -26,9 +26,13 @@ Adaptations (METHODS.md, "RL baselines"):
 - Slates: the k best candidates; when fewer than k are available the rest come from the
   other items, ranked below every candidate (for ranking, likewise: candidates first).
 - Exploration: Gaussian noise on the action vector (DDPG).
+- The critic values each shown item at its embedding, Q(s, e_i), one transition per slot
+  with its own reward, rather than the emitted vector: the reward is the items', and
+  online (empty windows) it is what trains the plain item embeddings. Known: with slates
+  the actor's ranking <mu(s), e_i> and the per-item critic can disagree (METHODS.md).
 - Online (simulators: no knowledge graph), the GCN and the local knowledge network are
-  removed, as the IMRL paper removed side information: plain item embeddings, every
-  item a candidate.
+  removed, as the IMRL paper removed side information: plain learned item embeddings,
+  every available item a candidate.
 """
 
 from __future__ import annotations
@@ -123,6 +127,7 @@ class KGRLNetwork(nn.Module):
         super().__init__()
         self.n_items = n_items
         self.item_encoder = item_encoder
+        # Online: plain embeddings on the scale of the tanh actor's output (the critic compares them).
         self.plain_items = None if item_encoder is not None else nn.Parameter(0.5 * torch.randn(n_items, dim))
         self.attend_items = nn.Linear(dim, hidden, bias=False)     # W_e
         self.attend_query = nn.Linear(dim, hidden)                 # W_q

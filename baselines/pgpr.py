@@ -35,7 +35,8 @@ Adaptations (METHODS.md, "RL baselines"):
 - Online (simulators: no knowledge graph and no persistent users), only the agent
   survives: the start node is the observation (projected to a user embedding), the
   actions are the simulator's items, the one hop ends there, and the simulator's reward
-  replaces the TransE reward; slates draw k distinct items from the policy.
+  replaces the TransE reward; slates draw k distinct items from the policy renormalised
+  over the available items, and the update uses the same renormalised policy.
 """
 
 from __future__ import annotations

@@ -23,9 +23,15 @@ Online protocol. The state is the simulator's observation vector (standardised b
 running statistics), the same for every method (the IMRL paper: "every method receive
 the same kind of state representation"); the item windows are empty, because the
 runner shows test episodes to ``act`` only, without the rewards a window needs. Items
-are the discrete actions (candidate slots, products, or VirtualTB's fixed action
-vectors); a slate is a MultiDiscrete action. The simulators report one reward per step,
-so each slot of a slate is credited reward / k.
+are the simulator's item catalogue, which the simulator declares
+(``imrl.envs.simulators.ItemView``, given by the runner through ``use_item_view``):
+RecSim's 20 topics (its discrete actions are slots of candidates drawn afresh every
+step, so a slot index names no item; a document's only observable feature is its
+topic), RecoGym's products, VirtualTB's fixed action vectors (the last two: one item per
+action index). Each step the learner may choose the items some action index shows (an
+availability mask); its choice is shown through the first such index, and transitions
+record the items shown. A slate is a MultiDiscrete action. The simulators report one
+reward per step, so each slot of a slate is credited reward / k.
 """
 
 from __future__ import annotations
@@ -407,7 +413,7 @@ class RLOnlineAgent(OnlineAgent, ABC):
         seed_torch(self.ctx)
         self.learner = self.make_learner()
         self.substitutes = [ONLINE_STATE_NOTE, *([view.note] if view.note else []), *self.online_removals]
-        self.chosen: tuple[np.ndarray, Tensor] | None = None   # the last exploring act: (actions, items)
+        self.chosen: tuple[np.ndarray, Tensor] | None = None   # the last act: (actions, items), until observed
 
     @abstractmethod
     def make_learner(self) -> Learner:
@@ -438,16 +444,16 @@ class RLOnlineAgent(OnlineAgent, ABC):
             available[available.sum(1) < self.slate_size] = True
             slate = self.learner.act(context, available, explore)
             actions = showing(slate, action_items).cpu().numpy()
-        if explore:
-            self.chosen = (actions, slate)
+        self.chosen = (actions, slate)
         return actions if isinstance(self.action_space, gym.spaces.MultiDiscrete) else actions[:, 0]
 
     def _items_shown(self, obs: np.ndarray, actions: np.ndarray) -> Tensor:
         """int64 [B, k]: the items the actions showed (those the learner chose, when they are
-        this agent's own last exploring actions: the same but in a degenerate candidate set)."""
+        this agent's own last actions: the same but in a degenerate candidate set)."""
         actions = np.asarray(actions, dtype=np.int64).reshape(len(obs), self.slate_size)
-        if self.chosen is not None and np.array_equal(self.chosen[0].reshape(actions.shape), actions):
-            return self.chosen[1]
+        chosen, self.chosen = self.chosen, None
+        if chosen is not None and np.array_equal(chosen[0].reshape(actions.shape), actions):
+            return chosen[1]
         slate = torch.as_tensor(actions, device=self.ctx.device)
         return slate if self.item_view.items_of is None else self._action_items(obs).gather(1, slate)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from baselines.random import RandomAgent
-from baselines.rl_common import EpisodeBuffer, ReplayBuffer, UpdateSchedule, rl_budget
+from baselines.rl_common import EpisodeBuffer, ReplayBuffer, UpdateSchedule, rl_budget, showing
 from baselines.side_info import build_knowledge_graph, cooccurrence_neighbours, item_categories, kmeans
 from imrl import registry
 from imrl.api import RunContext
@@ -208,6 +208,31 @@ def test_each_beats_random_on_virtualtb(name):
         assert result.metrics["ctr"] > 1.05 * random, (name, seed, result.metrics["ctr"], random)
 
 
+def test_simulators_declare_their_catalogue_and_the_adapter_shows_what_it_chose():
+    recsim = make_simulator("recsim", 6, "discrete", {"num_candidates": 5, "slate_size": 2})
+    obs, _ = recsim.reset(seed=0)
+    view = recsim.item_view()
+    assert view.n_items == 20 and np.array_equal(view.items_of(obs), recsim.topics)
+    recogym = make_simulator("recogym", 2, "discrete", {"num_products": 7}).item_view()
+    assert recogym.n_items == 7 and recogym.items_of is None and recogym.note is None
+    agent = registry.method("deers").load(registry.ONLINE)({}, RunContext(seed=0), recsim.single_observation_space,
+                                                           recsim.single_action_space, 6)
+    agent.use_item_view(view)
+    assert agent.learner.n_items == 20 and any("20 topics" in note for note in agent.substitutes)
+    actions = agent.act(obs, explore=True)
+    chosen = agent.chosen[1]
+    shown = np.take_along_axis(recsim.topics, actions, axis=1)
+    assert np.array_equal(shown, chosen.numpy()) and (shown[:, 0] != shown[:, 1]).all()
+    next_obs, rewards, terminated, truncated, infos = recsim.step(actions)
+    agent.observe(obs, actions, rewards, infos["final_obs"], terminated, truncated)
+    assert np.array_equal(agent.learner.buffer.data["slate"][:6].numpy(), shown)   # transitions hold topics
+
+
+def test_showing_picks_each_items_first_action_and_spares_for_missing_items():
+    action_items = torch.tensor([[3, 5, 3, 7], [2, 2, 2, 2]])
+    assert showing(torch.tensor([[3, 7], [9, 2]]), action_items).tolist() == [[0, 3], [1, 0]]
+
+
 class ImpressionCounter:
     """A simulator that also counts the clicks and impressions it reports."""
 
@@ -263,7 +288,8 @@ def test_each_beats_random_on_recsim_and_recogym(name, simulator):
     (p1, n1), (p0, n0) = learned / [learned[1], 1], random / [random[1], 1]
     pooled = (learned[0] + random[0]) / (n1 + n0)
     z = (p1 - p0) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
-    print(f"{name} on {simulator}: CTR {p1:.4f} vs random {p0:.4f} ({p1 / p0:.3f}x), z = {z:.2f}")
+    print(f"{name} on {simulator}: CTR {p1:.4f} vs random {p0:.4f} ({p1 / p0:.3f}x; {n1:.0f} and {n0:.0f} "
+          f"impressions), z = {z:.2f}")
     assert z > 2.33, (name, simulator, p1, p0, z)
     if simulator == "recsim":
         assert any("item catalogue is the 20 topics" in note for note in agent.substitutes)
