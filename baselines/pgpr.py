@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.rl_common import (Context, EpisodeBuffer, Learner, RLOnlineAgent, TrainingStats, masked, rl_budget,
-                                 seed_torch)
+                                 seed_torch, with_availability)
 from baselines.side_info import KnowledgeGraph, build_knowledge_graph, item_categories, pseudo_kg_note
 from imrl.api import OfflineMethod
 from imrl.data.split import Split
@@ -407,9 +407,7 @@ class OneHopLearner(Learner):
         return log_probs.topk(self.slate_size, dim=1).indices   # beam search over one hop
 
     def observe(self, context, slate, slot_rewards, next_context, terminated, truncated) -> None:
-        data = {"features": context.features, "slate": slate}
-        if self.acted_available is not None:   # the policy's distribution was over these items
-            data["available"] = self.acted_available
+        data = with_availability({"features": context.features, "slate": slate}, self.acted_available)
         self.episodes.add(data, slot_rewards, terminated | truncated)
 
     def update(self) -> dict[str, float]:

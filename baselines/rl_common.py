@@ -337,6 +337,12 @@ class EpisodeBuffer:
         return data, returns[complete]
 
 
+def with_availability(data: dict[str, Tensor], available: Tensor | None) -> dict[str, Tensor]:
+    """An episode step's data plus the items the policy chose from, where they were
+    restricted (an episodic learner learns the probability of what it drew under that mask)."""
+    return data if available is None else {**data, "available": available}
+
+
 # ----------------------------------------------------------------------------- online
 def discrete_action_shape(space: gym.Space) -> tuple[int, int]:
     """(number of items, slate size) of a simulator's discrete action space: Discrete(n)

@@ -249,7 +249,8 @@ class ImpressionCounter:
         return result
 
 
-def clicks_and_impressions(agent, simulator: str, simulator_params: dict, n_envs: int, episodes: int, seed: int) -> tuple[int, int]:
+def clicks_and_impressions(agent, simulator: str, simulator_params: dict, n_envs: int, episodes: int,
+                           seed: int) -> tuple[int, int]:
     """(clicks, impressions) of `agent` on the runner's test users of `seed`."""
     env = ImpressionCounter(make_simulator(simulator, n_envs, "discrete", simulator_params))
     measure_ctr(agent, env, episodes, TEST_SEED_OFFSET + seed)
