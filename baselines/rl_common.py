@@ -31,7 +31,9 @@ topic), RecoGym's products, VirtualTB's fixed action vectors (the last two: one 
 action index). Each step the learner may choose the items some action index shows (an
 availability mask); its choice is shown through the first such index, and transitions
 record the items shown. A slate is a MultiDiscrete action. The simulators report one
-reward per step, so each slot of a slate is credited reward / k.
+reward per step: each slot of a slate is credited reward / k, or, where the next
+observation shows which slate position earned it (RecSim's response), that position
+the whole reward (``ItemView.slot_shares``).
 """
 
 from __future__ import annotations
@@ -356,7 +358,7 @@ def discrete_action_shape(space: gym.Space) -> tuple[int, int]:
 
 ONLINE_STATE_NOTE = ("online: the state is the simulator's observation (standardised by running statistics), the "
                      "same for every method as in the IMRL paper; item windows are empty; a slate's reward is "
-                     "shared equally by its slots")
+                     "shared equally by its slots unless the simulator shows which slot earned it")
 
 
 class RunningStandardiser:
@@ -466,7 +468,10 @@ class RLOnlineAgent(OnlineAgent, ABC):
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         device, k = self.ctx.device, self.slate_size
         slate = self._items_shown(obs, actions)
-        slot_rewards = torch.as_tensor(np.asarray(rewards, dtype=np.float32) / k, device=device)[:, None].expand(-1, k)
+        rewards = torch.as_tensor(np.asarray(rewards, dtype=np.float32), device=device)[:, None]
+        shares = (torch.full((1, k), 1.0 / k, device=device) if self.item_view.slot_shares is None
+                  else torch.as_tensor(self.item_view.slot_shares(next_obs), device=device))
+        slot_rewards = rewards * shares
         self.standardise.update(self._observations(obs))
         self.learner.observe(self._context(obs), slate, slot_rewards, self._context(next_obs),
                              torch.as_tensor(np.asarray(terminated), device=device),

@@ -226,6 +226,11 @@ def test_simulators_declare_their_catalogue_and_the_adapter_shows_what_it_chose(
     next_obs, rewards, terminated, truncated, infos = recsim.step(actions)
     agent.observe(obs, actions, rewards, infos["final_obs"], terminated, truncated)
     assert np.array_equal(agent.learner.buffer.data["slate"][:6].numpy(), shown)   # transitions hold topics
+    # The reward goes to the position the next observation shows clicked (RecSim's response).
+    clicked = np.zeros((6, 2))
+    for user, chosen_position in enumerate(infos["final_obs"][:, -10::5].argmax(1)):
+        clicked[user, chosen_position] = infos["clicks"][user]
+    assert clicked.sum() > 0 and np.allclose(agent.learner.buffer.data["rewards"][:6].numpy(), rewards[:, None] * clicked)
 
 
 def test_showing_picks_each_items_first_action_and_spares_for_missing_items():

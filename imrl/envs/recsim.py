@@ -36,8 +36,9 @@ Item view (``RecSim.item_view``, for item-level agents): a discrete action is a 
 whose document changes every step, so it names no item. A document's only observable
 feature is its topic (its quality is hidden), so the catalogue is the 20 topics; the
 topics present among a user's candidates are the available items, and a chosen topic
-is shown as a candidate of that topic (SIMULATORS.md, "Item view"). The discrete
-interface itself stays the original's.
+is shown as a candidate of that topic, and a step's reward goes to the slate position
+the next observation shows clicked (SIMULATORS.md, "Item view"). The discrete interface
+itself stays the original's.
 """
 
 from __future__ import annotations
@@ -92,13 +93,20 @@ def check_config(num_candidates: int, slate_size: int) -> None:
 
 TOPIC_CATALOGUE_NOTE = ("RecSim item view: the item catalogue is the 20 topics (a document's only observable "
                         "feature; quality is hidden); the available items are the topics among the current "
-                        "candidates, a chosen topic is shown as its first candidate, transitions record the topics")
+                        "candidates, a chosen topic is shown as its first candidate, transitions record the topics; "
+                        "a step's reward is credited to the clicked slate position (in the next observation)")
 
 
 def candidate_topics(obs: np.ndarray, num_candidates: int) -> np.ndarray:
     """int64 [B, C]: the topic of each candidate, read from the observations' one-hot features."""
     one_hot = np.asarray(obs)[:, NUM_TOPICS:NUM_TOPICS * (1 + num_candidates)]
     return one_hot.reshape(len(one_hot), num_candidates, NUM_TOPICS).argmax(axis=2)
+
+
+def clicked_positions(obs: np.ndarray, slate_size: int) -> np.ndarray:
+    """float [B, S]: 1 at the slate position clicked in the last step (the observation's response)."""
+    response = np.asarray(obs)[:, -slate_size * len(RESPONSE_FIELDS):]
+    return response.reshape(len(response), slate_size, len(RESPONSE_FIELDS))[:, :, 0].astype(np.float32)
 
 
 class DocumentStream:
@@ -233,7 +241,8 @@ class RecSim(BatchedSimulator):
 
     def item_view(self) -> ItemView:
         """The 20 topics as the catalogue; a discrete action index shows its candidate's topic."""
-        return ItemView(NUM_TOPICS, partial(candidate_topics, num_candidates=self.num_candidates), TOPIC_CATALOGUE_NOTE)
+        return ItemView(NUM_TOPICS, partial(candidate_topics, num_candidates=self.num_candidates),
+                        partial(clicked_positions, slate_size=self.slate_size), TOPIC_CATALOGUE_NOTE)
 
     def _seed(self, seed: int) -> None:
         self._users = np.random.RandomState(seed)

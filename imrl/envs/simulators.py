@@ -58,11 +58,15 @@ class ItemView:
     ``n_items``: the catalogue's size. ``items_of``: observations [B, ...] -> int64
     [B, n_actions], the catalogue item each discrete action index shows to that user now
     (several indices may show the same item; an item no index shows is unavailable);
-    None: action index = item, every item always available. ``note``: the adaptation in
-    one sentence, for the run's ``substitutes`` (None for the identity)."""
+    None: action index = item, every item always available. ``slot_shares``: next
+    observations [B, ...] -> float [B, k], each slate position's share of the step's
+    reward, where the observation shows which position earned it; None: equal shares.
+    ``note``: the adaptation in one sentence, for the run's ``substitutes`` (None for the
+    identity)."""
 
     n_items: int
     items_of: Callable[[np.ndarray], np.ndarray] | None = None
+    slot_shares: Callable[[np.ndarray], np.ndarray] | None = None
     note: str | None = None
 
 
