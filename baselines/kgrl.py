@@ -26,9 +26,13 @@ Adaptations (METHODS.md, "RL baselines"):
 - Slates: the k best candidates; when fewer than k are available the rest come from the
   other items, ranked below every candidate (for ranking, likewise: candidates first).
 - Exploration: Gaussian noise on the action vector (DDPG).
+- The critic values each shown item at its embedding, Q(s, e_i), one transition per slot
+  with its own reward, rather than the emitted vector: the reward is the items', and
+  online (empty windows) it is what trains the plain item embeddings. Known: with slates
+  the actor's ranking <mu(s), e_i> and the per-item critic can disagree (METHODS.md).
 - Online (simulators: no knowledge graph), the GCN and the local knowledge network are
-  removed, as the IMRL paper removed side information: plain item embeddings, every
-  item a candidate.
+  removed, as the IMRL paper removed side information: plain learned item embeddings,
+  every available item a candidate.
 """
 
 from __future__ import annotations
@@ -123,7 +127,8 @@ class KGRLNetwork(nn.Module):
         super().__init__()
         self.n_items = n_items
         self.item_encoder = item_encoder
-        self.plain_items = None if item_encoder is not None else nn.Parameter(0.1 * torch.randn(n_items, dim))
+        # Online: plain embeddings on the scale of the tanh actor's output (the critic compares them).
+        self.plain_items = None if item_encoder is not None else nn.Parameter(0.5 * torch.randn(n_items, dim))
         self.attend_items = nn.Linear(dim, hidden, bias=False)     # W_e
         self.attend_query = nn.Linear(dim, hidden)                 # W_q
         self.attend_score = nn.Linear(hidden, 1, bias=False)       # v
@@ -176,12 +181,11 @@ class KGRLLearner(Learner):
         action = self.net.actor(self.net.state(context, items))                # a = mu(s)
         if explore:
             action = (action + self.params["noise_std"] * torch.randn_like(action)).clamp(-1.0, 1.0)
-            self.emitted = action   # DDPG learns from the vector it acted with; observe() stores it
         return masked(self.ranking(context, action, items), available).topk(self.slate_size, dim=1).indices
 
     def observe(self, context, slate, slot_rewards, next_context, terminated, truncated) -> None:
-        self.buffer.add({**context.as_dict(), **next_context.as_dict("next_"), "action": self.emitted,
-                         "reward": slot_rewards.sum(1), "terminated": terminated.float()})
+        self.buffer.add({**context.as_dict(), **next_context.as_dict("next_"), "slate": slate,
+                         "rewards": slot_rewards, "terminated": terminated.float()})
 
     def update(self) -> dict[str, float]:
         p = self.params
@@ -189,12 +193,18 @@ class KGRLLearner(Learner):
             return {}
         batch = self.buffer.sample(p["batch_size"])
         state_context, next_context = Context.from_dict(batch), Context.from_dict(batch, "next_")
-        with torch.no_grad():   # TD target with the target networks: y = r + gamma Q'(s', mu'(s'))
+        with torch.no_grad():   # TD target per slot, with the target networks: y = r + gamma Q'(s', mu'(s'))
             target_items = self.target.item_embeddings()
             next_state = self.target.state(next_context, target_items)
-            y = batch["reward"] + p["gamma"] * (1.0 - batch["terminated"]) * self.target.q(next_state, self.target.actor(next_state))
-        state = self.net.state(state_context, self.net.item_embeddings())
-        critic_loss = (self.net.q(state, batch["action"]) - y).pow(2).mean()
+            next_value = self.target.q(next_state, self.target.actor(next_state))
+            y = batch["rewards"] + p["gamma"] * ((1.0 - batch["terminated"]) * next_value)[:, None]
+        items = self.net.item_embeddings()
+        state = self.net.state(state_context, items)
+        # The critic values each item shown, at its embedding: the reward is the item's (and
+        # so the item embeddings learn from it too); each slot is one transition.
+        slate_size = batch["slate"].shape[1]
+        shown = items[batch["slate"]].flatten(0, 1)                                  # [B k, d]
+        critic_loss = (self.net.q(state.repeat_interleave(slate_size, 0), shown) - y.flatten()).pow(2).mean()
         self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()

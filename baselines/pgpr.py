@@ -35,7 +35,8 @@ Adaptations (METHODS.md, "RL baselines"):
 - Online (simulators: no knowledge graph and no persistent users), only the agent
   survives: the start node is the observation (projected to a user embedding), the
   actions are the simulator's items, the one hop ends there, and the simulator's reward
-  replaces the TransE reward; slates draw k distinct items from the policy.
+  replaces the TransE reward; slates draw k distinct items from the policy renormalised
+  over the available items, and the update uses the same renormalised policy.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.rl_common import (Context, EpisodeBuffer, Learner, RLOnlineAgent, TrainingStats, rl_budget,
-                                 seed_torch)
+from baselines.rl_common import (Context, EpisodeBuffer, Learner, RLOnlineAgent, TrainingStats, masked, rl_budget,
+                                 seed_torch, with_availability)
 from baselines.side_info import KnowledgeGraph, build_knowledge_graph, item_categories, pseudo_kg_note
 from imrl.api import OfflineMethod
 from imrl.checkpoint import Checkpointer
@@ -403,6 +404,7 @@ class OneHopLearner(Learner):
         parameters = [*self.user_projection.parameters(), *self.policy.parameters()]
         self.optimizer = torch.optim.Adam(parameters, lr=params["lr"])
         self.episodes = EpisodeBuffer(params["gamma"])
+        self.acted_available: Tensor | None = None
 
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
         u = self.user_projection(features)
@@ -412,15 +414,15 @@ class OneHopLearner(Learner):
     @torch.no_grad()
     def act(self, context: Context, available: Tensor | None, explore: bool) -> Tensor:
         self.policy.train(explore)
-        log_probs = self.forward(context.features)[0]
-        if available is not None:
-            log_probs = log_probs.masked_fill(~available, -torch.inf)
+        log_probs = masked(self.forward(context.features)[0], available).log_softmax(1)   # renormalised
         if explore:   # sample the slate without replacement
+            self.acted_available = available
             return torch.multinomial(log_probs.exp(), self.slate_size, replacement=False)
         return log_probs.topk(self.slate_size, dim=1).indices   # beam search over one hop
 
     def observe(self, context, slate, slot_rewards, next_context, terminated, truncated) -> None:
-        self.episodes.add({"features": context.features, "slate": slate}, slot_rewards, terminated | truncated)
+        data = with_availability({"features": context.features, "slate": slate}, self.acted_available)
+        self.episodes.add(data, slot_rewards, terminated | truncated)
 
     def update(self) -> dict[str, float]:
         p = self.params
@@ -429,6 +431,7 @@ class OneHopLearner(Learner):
         data, returns = self.episodes.pop_complete()
         self.policy.train()
         log_probs, values = self.forward(data["features"])
+        log_probs = masked(log_probs, data.get("available")).log_softmax(1)
         loss, diagnostics = actor_critic_loss(slate_log_probs(log_probs, data["slate"]), masked_entropy(log_probs),
                                               values[:, None].expand_as(returns), returns, p["ent_weight"])
         self.optimizer.zero_grad()

@@ -23,9 +23,17 @@ Online protocol. The state is the simulator's observation vector (standardised b
 running statistics), the same for every method (the IMRL paper: "every method receive
 the same kind of state representation"); the item windows are empty, because the
 runner shows test episodes to ``act`` only, without the rewards a window needs. Items
-are the discrete actions (candidate slots, products, or VirtualTB's fixed action
-vectors); a slate is a MultiDiscrete action. The simulators report one reward per step,
-so each slot of a slate is credited reward / k.
+are the simulator's item catalogue, which the simulator declares
+(``imrl.envs.simulators.ItemView``, given by the runner through ``use_item_view``):
+RecSim's 20 topics (its discrete actions are slots of candidates drawn afresh every
+step, so a slot index names no item; a document's only observable feature is its
+topic), RecoGym's products, VirtualTB's fixed action vectors (the last two: one item per
+action index). Each step the learner may choose the items some action index shows (an
+availability mask); its choice is shown through the first such index, and transitions
+record the items shown. A slate is a MultiDiscrete action. The simulators report one
+reward per step: each slot of a slate is credited reward / k, or, where the next
+observation shows which slate position earned it (RecSim's response), that position
+the whole reward (``ItemView.slot_shares``).
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from imrl.api import OfflineMethod, OnlineAgent, RunContext
 from imrl.checkpoint import Checkpointer
 from imrl.data.split import Split
 from imrl.envs.offline import BatchedOfflineRecEnv, last_items
+from imrl.envs.simulators import ItemView
 
 BUDGET_DEFAULTS: dict[str, float] = {"env_steps": 20_000, "update_ratio": 0.25}   # IMRL's defaults too
 #: Method parameters every RL baseline has: the offline environment's arguments (shape:
@@ -357,6 +366,12 @@ class EpisodeBuffer:
         return data, returns[complete]
 
 
+def with_availability(data: dict[str, Tensor], available: Tensor | None) -> dict[str, Tensor]:
+    """An episode step's data plus the items the policy chose from, where they were
+    restricted (an episodic learner learns the probability of what it drew under that mask)."""
+    return data if available is None else {**data, "available": available}
+
+
 # ----------------------------------------------------------------------------- online
 def discrete_action_shape(space: gym.Space) -> tuple[int, int]:
     """(number of items, slate size) of a simulator's discrete action space: Discrete(n)
@@ -370,7 +385,7 @@ def discrete_action_shape(space: gym.Space) -> tuple[int, int]:
 
 ONLINE_STATE_NOTE = ("online: the state is the simulator's observation (standardised by running statistics), the "
                      "same for every method as in the IMRL paper; item windows are empty; a slate's reward is "
-                     "shared equally by its slots")
+                     "shared equally by its slots unless the simulator shows which slot earned it")
 
 
 class RunningStandardiser:
@@ -402,7 +417,8 @@ class RunningStandardiser:
 class RLOnlineAgent(OnlineAgent, ABC):
     """The thin adapter from a simulator to a method's ``Learner`` (module docstring,
     "Online protocol"). A subclass builds its learner in ``make_learner`` and names what it
-    removes in ``online_removals``."""
+    removes in ``online_removals``. The learner's items are the simulator's catalogue
+    (``use_item_view``; until then, the identity: one item per action index)."""
 
     action_interface = "discrete"
     online_removals: tuple[str, ...] = ()
@@ -413,14 +429,26 @@ class RLOnlineAgent(OnlineAgent, ABC):
         if not isinstance(observation_space, gym.spaces.Box):
             raise ValueError(f"{type(self).__name__}: expected a Box observation space; got {observation_space}")
         self.schedule = UpdateSchedule(rl_budget(ctx)["update_ratio"])
-        seed_torch(ctx)
-        self.n_items, self.slate_size = discrete_action_shape(action_space)
+        self.n_actions, self.slate_size = discrete_action_shape(action_space)
         self.feature_dim = int(np.prod(observation_space.shape))
-        # Item windows stay empty online (module docstring): one pad slot is all they need.
-        self.empty_window = torch.full((1, 1), self.n_items, dtype=torch.int64, device=ctx.device)
         self.standardise = RunningStandardiser(self.feature_dim, ctx.device)
+        self.use_item_view(ItemView(self.n_actions))
+
+    def use_item_view(self, view: ItemView) -> None:
+        """(Re)build the learner over the view's catalogue, from the run's seed."""
+        if view.items_of is None and view.n_items != self.n_actions:
+            raise ValueError(f"{type(self).__name__}: an identity item view needs one item per action; got "
+                             f"{view.n_items} items for {self.n_actions} actions")
+        if view.n_items < self.slate_size:
+            raise ValueError(f"{type(self).__name__}: slates of {self.slate_size} need at least as many items; "
+                             f"the catalogue has {view.n_items}")
+        self.item_view, self.n_items = view, view.n_items
+        # Item windows stay empty online (module docstring): one pad slot is all they need.
+        self.empty_window = torch.full((1, 1), self.n_items, dtype=torch.int64, device=self.ctx.device)
+        seed_torch(self.ctx)
         self.learner = self.make_learner()
-        self.substitutes = [ONLINE_STATE_NOTE, *self.online_removals]
+        self.substitutes = [ONLINE_STATE_NOTE, *([view.note] if view.note else []), *self.online_removals]
+        self.chosen: tuple[np.ndarray, Tensor] | None = None   # the last act: (actions, items), until observed
 
     @abstractmethod
     def make_learner(self) -> Learner:
@@ -434,14 +462,43 @@ class RLOnlineAgent(OnlineAgent, ABC):
         window = self.empty_window.expand(len(obs), -1)
         return Context(window, window, self.standardise(self._observations(obs)))
 
+    def _action_items(self, obs: np.ndarray) -> Tensor:
+        """int64 [B, n_actions]: the catalogue item each action index shows now."""
+        return torch.as_tensor(self.item_view.items_of(obs), dtype=torch.int64, device=self.ctx.device)
+
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
-        slate = self.learner.act(self._context(obs), None, explore).cpu().numpy()
-        return slate if isinstance(self.action_space, gym.spaces.MultiDiscrete) else slate[:, 0]
+        context = self._context(obs)
+        if self.item_view.items_of is None:
+            slate = self.learner.act(context, None, explore)
+            actions = slate.cpu().numpy()
+        else:
+            action_items = self._action_items(obs)
+            available = window_items(action_items, self.n_items)
+            # Fewer distinct items on show than slots (a degenerate candidate set): every item
+            # is offered, and one without an action index is shown by a spare index.
+            available[available.sum(1) < self.slate_size] = True
+            slate = self.learner.act(context, available, explore)
+            actions = showing(slate, action_items).cpu().numpy()
+        self.chosen = (actions, slate)
+        return actions if isinstance(self.action_space, gym.spaces.MultiDiscrete) else actions[:, 0]
+
+    def _items_shown(self, obs: np.ndarray, actions: np.ndarray) -> Tensor:
+        """int64 [B, k]: the items the actions showed (those the learner chose, when they are
+        this agent's own last actions: the same but in a degenerate candidate set)."""
+        actions = np.asarray(actions, dtype=np.int64).reshape(len(obs), self.slate_size)
+        chosen, self.chosen = self.chosen, None
+        if chosen is not None and np.array_equal(chosen[0].reshape(actions.shape), actions):
+            return chosen[1]
+        slate = torch.as_tensor(actions, device=self.ctx.device)
+        return slate if self.item_view.items_of is None else self._action_items(obs).gather(1, slate)
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         device, k = self.ctx.device, self.slate_size
-        slate = torch.as_tensor(np.asarray(actions, dtype=np.int64).reshape(len(obs), k), device=device)
-        slot_rewards = torch.as_tensor(np.asarray(rewards, dtype=np.float32) / k, device=device)[:, None].expand(-1, k)
+        slate = self._items_shown(obs, actions)
+        rewards = torch.as_tensor(np.asarray(rewards, dtype=np.float32), device=device)[:, None]
+        shares = (torch.full((1, k), 1.0 / k, device=device) if self.item_view.slot_shares is None
+                  else torch.as_tensor(self.item_view.slot_shares(next_obs), device=device))
+        slot_rewards = rewards * shares
         self.standardise.update(self._observations(obs))
         self.learner.observe(self._context(obs), slate, slot_rewards, self._context(next_obs),
                              torch.as_tensor(np.asarray(terminated), device=device),
@@ -452,3 +509,16 @@ class RLOnlineAgent(OnlineAgent, ABC):
         for _ in range(self.schedule.after(self.n_envs)):
             diagnostics.update(self.learner.update())
         return diagnostics
+
+
+def showing(slate: Tensor, action_items: Tensor) -> Tensor:
+    """Action indices [B, k] that show the items of `slate` [B, k]: each item's first index
+    in `action_items` [B, n_actions]; an item that no index shows gets the first index not
+    used by the slate (only in a degenerate candidate set)."""
+    matches = action_items[:, None, :] == slate[:, :, None]                    # [B, k, n_actions]
+    actions = matches.to(torch.uint8).argmax(dim=2)
+    missing = ~matches.any(dim=2)
+    for row, slot in missing.nonzero().tolist():
+        used = set(actions[row][~missing[row]].tolist()) | set(actions[row, :slot].tolist())
+        actions[row, slot] = next(index for index in range(action_items.shape[1]) if index not in used)
+    return actions

@@ -32,7 +32,7 @@ Adaptations (METHODS.md, "RL baselines"):
 - Ranking for the evaluator: every item scored by log pi(path) (the exact path
   probability, not the level-by-level argmax the reference code evaluates with).
 - Online (no item vectors before training), the tree is built by the reference code's
-  RANDOM clustering over the action ids.
+  RANDOM clustering over the simulator's catalogue items.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from baselines.rl_common import (SHARED_DEFAULTS, Context, EpisodeBuffer, Learner, RLOfflineMethod, RLOnlineAgent,
-                                 window_items)
+                                 window_items, with_availability)
 from imrl.data.split import Split
 
 DEFAULTS: dict[str, Any] = {
@@ -237,10 +237,8 @@ class TPGRLearner(Learner):
         return self.policy.sample(state, available, self.slate_size, greedy=not explore)
 
     def observe(self, context, slate, slot_rewards, next_context, terminated, truncated) -> None:
-        data = {**context.as_dict(), "slate": slate}
-        if self.acted_available is not None:
-            data["available"] = self.acted_available
-        self.episodes.add(data, slot_rewards, terminated | truncated)
+        self.episodes.add(with_availability({**context.as_dict(), "slate": slate}, self.acted_available), slot_rewards,
+                          terminated | truncated)
 
     def update(self) -> dict[str, float]:
         p = self.params
@@ -276,10 +274,10 @@ class TPGR(RLOfflineMethod):
 
 
 class TPGRAgent(RLOnlineAgent):
-    """TPGR on a simulator: a tree over the action ids (RANDOM clustering)."""
+    """TPGR on a simulator: a tree over the catalogue items (RANDOM clustering)."""
 
     defaults = DEFAULTS
-    online_removals = ("TPGR: tree built by random balanced clustering over the action ids (no item vectors on "
+    online_removals = ("TPGR: tree built by random balanced clustering over the catalogue items (no item vectors on "
                        "the simulators; the reference code's RANDOM option)",)
 
     def make_learner(self) -> Learner:

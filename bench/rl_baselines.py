@@ -47,6 +47,8 @@ def throughput(name: str, simulator: str, sim_config: dict, params: dict, budget
     env = make_simulator(simulator, n_envs, cls.action_interface, sim_config.get("params", {}))
     ctx = RunContext(seed=0, device=device, budget=budget)
     agent = cls(params, ctx, env.single_observation_space, env.single_action_space, n_envs)
+    if cls.action_interface == "discrete":   # as the runner does (run_simulator)
+        agent.use_item_view(env.item_view())
     updates = 0
     learner = getattr(agent, "learner", None)
     if learner is not None:   # count the learner's gradient updates (an empty result is none)

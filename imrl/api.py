@@ -96,6 +96,11 @@ class OnlineAgent(Method, ABC):
         self.action_space = action_space   # the single-environment action space
         self.n_envs = n_envs
 
+    def use_item_view(self, view: Any) -> None:
+        """Optional, for discrete agents that act on items: the simulator's
+        ``imrl.envs.simulators.ItemView`` (its discrete actions as catalogue items), given
+        by the runner before training. Ignored by default."""
+
     @abstractmethod
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
         """Actions for a batch of observations [n_envs, ...]."""

@@ -31,17 +31,27 @@ environment), quality, topic)]; zeros for the response after a reset. Actions:
 "discrete" = the slate, S indices into the C candidates (MultiDiscrete, duplicates
 allowed as in the original); "continuous" = a score per topic in [-1, 1]^20, the slate
 is the S candidates with the highest score of their topic (ties: lower index first).
+
+Item view (``RecSim.item_view``, for item-level agents): a discrete action is a slot
+whose document changes every step, so it names no item. A document's only observable
+feature is its topic (its quality is hidden), so the catalogue is the 20 topics; the
+topics present among a user's candidates are the available items, and a chosen topic
+is shown as a candidate of that topic, and a step's reward goes to the slate position
+the next observation shows clicked (SIMULATORS.md, "Item view"). The discrete interface
+itself stays the original's.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from imrl.envs.simulators import BatchedSimulator, OneUserEnv, check_actions, continuous_space, top_k_by_score
+from imrl.envs.simulators import (BatchedSimulator, ItemView, OneUserEnv, check_actions, continuous_space,
+                                  top_k_by_score)
 
 NUM_TOPICS = 20                    # IEvVideo.NUM_FEATURES = IEvUserState.NUM_FEATURES
 TIME_BUDGET = 200.0                # minutes (UtilityModelUserSampler)
@@ -79,6 +89,24 @@ def check_config(num_candidates: int, slate_size: int) -> None:
     if not (isinstance(slate_size, (int, np.integer)) and 1 <= slate_size <= num_candidates):
         raise ValueError(f"recsim: slate_size must be an integer in [1, num_candidates={num_candidates}], "
                          f"got {slate_size!r}")
+
+
+TOPIC_CATALOGUE_NOTE = ("RecSim item view: the item catalogue is the 20 topics (a document's only observable "
+                        "feature; quality is hidden); the available items are the topics among the current "
+                        "candidates, a chosen topic is shown as its first candidate, transitions record the topics; "
+                        "a step's reward is credited to the clicked slate position (in the next observation)")
+
+
+def candidate_topics(obs: np.ndarray, num_candidates: int) -> np.ndarray:
+    """int64 [B, C]: the topic of each candidate, read from the observations' one-hot features."""
+    one_hot = np.asarray(obs)[:, NUM_TOPICS:NUM_TOPICS * (1 + num_candidates)]
+    return one_hot.reshape(len(one_hot), num_candidates, NUM_TOPICS).argmax(axis=2)
+
+
+def clicked_positions(obs: np.ndarray, slate_size: int) -> np.ndarray:
+    """float [B, S]: 1 at the slate position clicked in the last step (the observation's response)."""
+    response = np.asarray(obs)[:, -slate_size * len(RESPONSE_FIELDS):]
+    return response.reshape(len(response), slate_size, len(RESPONSE_FIELDS))[:, :, 0].astype(np.float32)
 
 
 class DocumentStream:
@@ -210,6 +238,11 @@ class RecSim(BatchedSimulator):
         self.topics = np.zeros((n, c), dtype=np.int64)
         self.quality = np.zeros((n, c))
         self.response = np.zeros((n, s, len(RESPONSE_FIELDS)))
+
+    def item_view(self) -> ItemView:
+        """The 20 topics as the catalogue; a discrete action index shows its candidate's topic."""
+        return ItemView(NUM_TOPICS, partial(candidate_topics, num_candidates=self.num_candidates),
+                        partial(clicked_positions, slate_size=self.slate_size), TOPIC_CATALOGUE_NOTE)
 
     def _seed(self, seed: int) -> None:
         self._users = np.random.RandomState(seed)

@@ -15,6 +15,11 @@ Two action interfaces, chosen when the environment is built:
   of action vectors for VirtualTB), for the item-level baselines.
 Invalid actions (wrong shape or type, NaN, out of range) raise ``InvalidActionError``.
 
+``item_view()`` tells item-level agents what the discrete actions are in terms of a fixed
+item catalogue (``ItemView``): by default the identity (RecoGym's products, VirtualTB's
+fixed action vectors); RecSim, whose discrete actions are slots of candidates drawn
+afresh every step, declares its 20 topics as the catalogue (SIMULATORS.md, "Item view").
+
 ``OneUserEnv`` shows one user of a batched simulator as a plain ``gymnasium.Env``: what
 ``check_env`` and the comparisons against the original packages use.
 """
@@ -22,7 +27,8 @@ Invalid actions (wrong shape or type, NaN, out of range) raise ``InvalidActionEr
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -45,6 +51,25 @@ def top_k_by_score(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
+@dataclass(frozen=True)
+class ItemView:
+    """A simulator's discrete actions as items of a fixed catalogue, for item-level agents.
+
+    ``n_items``: the catalogue's size. ``items_of``: observations [B, ...] -> int64
+    [B, n_actions], the catalogue item each discrete action index shows to that user now
+    (several indices may show the same item; an item no index shows is unavailable);
+    None: action index = item, every item always available. ``slot_shares``: next
+    observations [B, ...] -> float [B, k], each slate position's share of the step's
+    reward, where the observation shows which position earned it; None: equal shares.
+    ``note``: the adaptation in one sentence, for the run's ``substitutes`` (None for the
+    identity)."""
+
+    n_items: int
+    items_of: Callable[[np.ndarray], np.ndarray] | None = None
+    slot_shares: Callable[[np.ndarray], np.ndarray] | None = None
+    note: str | None = None
+
+
 class BatchedSimulator(VectorEnv):
     """Base of the three simulators. A subclass sets ``name`` and implements
     ``_seed`` (all its random streams from one integer), ``_start`` (new users in the
@@ -64,6 +89,7 @@ class BatchedSimulator(VectorEnv):
         self.num_envs = int(num_envs)
         self.action_interface = action_interface
         self.single_observation_space = observation_space
+        self.discrete_space = discrete_space
         self.single_action_space = (continuous_space(continuous_dim) if action_interface == "continuous"
                                     else discrete_space)
         self.observation_space = batch_space(observation_space, self.num_envs)
@@ -84,6 +110,12 @@ class BatchedSimulator(VectorEnv):
     def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """One step of every user: (next observations, rewards, terminated, infos with
         "clicks" and "impressions")."""
+
+    def item_view(self) -> ItemView:
+        """The discrete actions as catalogue items: here the identity (one item per action
+        index); a simulator whose action indices change meaning overrides this."""
+        space = self.discrete_space
+        return ItemView(int(space.n) if isinstance(space, gym.spaces.Discrete) else int(space.nvec[0]))
 
     # -- gymnasium VectorEnv ---------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

@@ -133,11 +133,14 @@ def train_and_test(agent: OnlineAgent, train_env: BatchedSimulator, test_env: Ba
 def run_simulator(simulator: str, agent_cls: type[OnlineAgent], params: dict[str, Any], ctx: RunContext, *,
                   episodes: int, test_every: int = 10, test_episodes: int = 10, n_envs: int = 16,
                   simulator_params: dict[str, Any] | None = None) -> tuple[OnlineResult, OnlineAgent]:
-    """Build the simulators for the agent's action interface, the agent, and run the protocol."""
+    """Build the simulators for the agent's action interface, the agent (a discrete one is
+    given the simulator's item view), and run the protocol."""
     interface = agent_cls.action_interface
     train_env = make_simulator(simulator, n_envs, interface, simulator_params)
     test_env = make_simulator(simulator, n_envs, interface, simulator_params)
     agent = agent_cls(params, ctx, train_env.single_observation_space, train_env.single_action_space, n_envs)
+    if interface == "discrete":
+        agent.use_item_view(train_env.item_view())
     result = train_and_test(agent, train_env, test_env, episodes=episodes, seed=ctx.seed, test_every=test_every,
                             test_episodes=test_episodes, progress=ctx.progress,
                             checkpoint=Checkpointer(ctx, f"online-{agent_cls.__name__}"))
