@@ -58,7 +58,8 @@ class _QTail(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         x, h, hidden_weight, out_weight = ctx.saved_tensors
         t = ctx.trained
-        grad_pre = torch.where(h > 0, grad[..., None] * out_weight, 0.0)     # d q / d (x W2 + b2)
+        # d q / d (x W2 + b2): the ReLU's own backward kernel, far faster on a CPU than torch.where.
+        grad_pre = torch.ops.aten.threshold_backward(grad[..., None] * out_weight, h, 0.0)
         grad_x = torch.bmm(grad_pre, hidden_weight.transpose(1, 2))
         grad_hidden_weight = torch.bmm(x[:, :t].transpose(1, 2), grad_pre[:, :t])
         grad_out_weight = (grad[:, :t, None] * h[:, :t]).sum(1, keepdim=True)
