@@ -67,13 +67,6 @@ class Method:
         #: copied into the results JSON and shown wherever the result is shown.
         self.substitutes: list[str] = []
 
-    # Checkpointing (optional): a method that supports resume returns its full state.
-    def state_dict(self) -> dict[str, Any] | None:
-        return None
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError(f"{type(self).__name__} does not support resuming")
-
 
 class OfflineMethod(Method, ABC):
     @abstractmethod
