@@ -167,7 +167,7 @@ def _value_target_inputs(signal, seed: int = 4):
     generator.set_state(state)   # replay the same policy sample by hand
     with torch.no_grad():
         action, pre_tanh, log_pi = sac.policy.sample(batch["obs"], generator)
-        q = sac.q(batch["obs"], action).min(0).values
+        q = sac.q(batch["obs"], action, action)[1]   # the min of the twin heads at the policy's action
     return sac, batch, stats, action, pre_tanh, log_pi, q
 
 

@@ -31,7 +31,10 @@ def reference_gradients(sac: SoftActorCritic, signal: Empowerment | None, batch:
                         generator: torch.Generator) -> dict[str, torch.Tensor]:
     """SAC as written in the paper, each loss differentiated in its own network's parameters."""
     obs, action, reward, next_obs, terminated = (batch[k] for k in ("obs", "action", "reward", "next_obs", "terminated"))
-    action_pi, pre_tanh_pi, log_pi = sac.policy.sample(obs, generator)
+    mean_pi, log_std_pi = sac.policy(obs)   # the policy's sample, written out: u = mean + std * noise
+    noise = torch.randn(mean_pi.shape, generator=generator)
+    pre_tanh_pi = mean_pi + noise * log_std_pi.exp()
+    action_pi, log_pi = torch.tanh(pre_tanh_pi), tanh_gaussian_log_prob(pre_tanh_pi, mean_pi, log_std_pi)
     alpha = sac.log_alpha.exp().detach()
     if signal is None:
         bonus = -alpha * log_pi

@@ -37,41 +37,57 @@ def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
                          nn.Linear(hidden, out_dim))
 
 
-class _QTail(torch.autograd.Function):
-    """Layers 2 and 3 of every Q head, q = w3 . relu(x W2 + b2) + b3, for x [heads, rows,
-    hidden] (layer 1's activations), differentiated by hand so that only the first
-    `trained` rows give the weights their gradient; the other rows differentiate x alone.
-    So Q(s, a) (Eq. 10 trains Q on it) and Q(s, a_pi) (Eq. 13 trains only pi through it)
-    share one matrix product, faster on a CPU than two of half the rows. The output
-    layer (hidden -> 1) is a dot product: as a matrix product it would cost more than all
-    its arithmetic. tests/test_sac.py checks every gradient against plain autograd."""
+class _TwinQForward(torch.autograd.Function):
+    """Both Q heads on the replayed actions a (Eq. 10 trains them there) and the minimum of
+    the heads on the policy's actions a_pi (Eq. 11 and 13 read it; Eq. 13 differentiates it
+    in a_pi only), differentiated by hand. Per head k and row:
+        x = relu(s W1s_k + a W1a_k + b1_k),  h = relu(x W2_k + b2_k),  q = h . w3_k + b3_k.
+    One product projects s for both sets of rows and one gives layer 2 for all rows
+    (faster on a CPU than products of half the rows). The weights take their gradient
+    from the replayed rows only, and a_pi's gradient goes back through each row's minimum
+    head only (the other head's is zero: skipping it saves a quarter of the layer-2
+    backward). tests/test_sac.py checks every gradient against plain autograd."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, hidden_weight: Tensor, hidden_bias: Tensor, out_weight: Tensor, out_bias: Tensor,
-                trained: int) -> Tensor:
-        h = torch.baddbmm(hidden_bias, x, hidden_weight).relu_()            # [heads, rows, hidden]
-        ctx.trained = trained
-        ctx.save_for_backward(x, h, hidden_weight, out_weight)
-        return (h * out_weight).sum(-1) + out_bias                           # [heads, rows]
+    def forward(ctx, obs: Tensor, action: Tensor, policy_action: Tensor, obs_weight: Tensor, action_weight: Tensor,
+                first_bias: Tensor, hidden_weight: Tensor, hidden_bias: Tensor, out_weight: Tensor, out_bias: Tensor):
+        heads, batch = len(obs_weight), len(obs)
+        projected = torch.baddbmm(first_bias, obs.expand(heads, -1, -1), obs_weight)             # [heads, batch, hidden]
+        x = torch.matmul(torch.cat([action, policy_action]), action_weight)                       # [heads, 2 batch, hidden]
+        x.view(heads, 2, batch, -1).add_(projected.unsqueeze(1)).relu_()
+        h = torch.baddbmm(hidden_bias, x, hidden_weight).relu_()
+        q = torch.baddbmm(out_bias.unsqueeze(-1), h, out_weight.transpose(1, 2)).squeeze(-1)      # [heads, 2 batch]
+        q_pi, head = q[:, batch:].min(0)
+        ctx.save_for_backward(obs, action, x, h, head, action_weight, hidden_weight, out_weight)
+        return q[:, :batch], q_pi
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
-        x, h, hidden_weight, out_weight = ctx.saved_tensors
-        t = ctx.trained
-        # d q / d (x W2 + b2): the ReLU's own backward kernel, far faster on a CPU than torch.where.
-        grad_pre = torch.ops.aten.threshold_backward(grad[..., None] * out_weight, h, 0.0)
-        grad_x = torch.bmm(grad_pre, hidden_weight.transpose(1, 2))
-        grad_hidden_weight = torch.bmm(x[:, :t].transpose(1, 2), grad_pre[:, :t])
-        grad_out_weight = (grad[:, :t, None] * h[:, :t]).sum(1, keepdim=True)
-        return (grad_x, grad_hidden_weight, grad_pre[:, :t].sum(1, keepdim=True), grad_out_weight,
-                grad[:, :t].sum(1, keepdim=True), None)
+    def backward(ctx, grad_q: Tensor, grad_q_pi: Tensor):
+        obs, action, x, h, head, action_weight, hidden_weight, out_weight = ctx.saved_tensors
+        heads, batch = len(hidden_weight), len(obs)
+        relu_backward = torch.ops.aten.threshold_backward   # far faster on a CPU than torch.where
+        # Replayed rows, both heads: every weight's gradient.
+        grad_h = relu_backward(grad_q.unsqueeze(-1) * out_weight, h[:, :batch], 0.0)             # [heads, batch, hidden]
+        grad_x = relu_backward(torch.bmm(grad_h, hidden_weight.transpose(1, 2)), x[:, :batch], 0.0)
+        weight_grads = (torch.bmm(obs.T.expand(heads, -1, -1), grad_x), torch.bmm(action.T.expand(heads, -1, -1), grad_x),
+                        grad_x.sum(1, keepdim=True), torch.bmm(x[:, :batch].transpose(1, 2), grad_h),
+                        grad_h.sum(1, keepdim=True), torch.bmm(grad_q.unsqueeze(1), h[:, :batch]),
+                        grad_q.sum(1, keepdim=True))
+        # The policy's rows, each through its minimum head: a_pi's gradient.
+        grad_policy_action = grad_q_pi.new_zeros(batch, action_weight.shape[1])
+        for k in range(heads):
+            rows = (head == k).nonzero().squeeze(1)
+            grad_h_k = relu_backward(grad_q_pi[rows, None] * out_weight[k], h[k, batch + rows], 0.0)   # [rows, hidden]
+            grad_x_k = relu_backward(grad_h_k @ hidden_weight[k].T, x[k, batch + rows], 0.0)
+            grad_policy_action[rows] = grad_x_k @ action_weight[k].T
+        return (None, None, grad_policy_action, *weight_grads)
 
 
 class TwinQ(nn.Module):
     """Two Q networks evaluated as one batched network (weights [2, in, out]): one
     matrix product per layer for both heads. The first layer is split into its state
     and action halves, so that Q(s, a) and Q(s, a_pi) share the projection of s; their
-    later layers are one product (``_QTail``)."""
+    later layers are one product (``_TwinQForward``)."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: int, heads: int = 2):
         super().__init__()
@@ -84,28 +100,24 @@ class TwinQ(nn.Module):
         self.hidden_weight, self.hidden_bias = uniform(hidden, hidden, hidden), uniform(hidden, 1, hidden)
         self.out_weight, self.out_bias = uniform(hidden, 1, hidden), uniform(hidden, 1)
 
-    def forward(self, obs: Tensor, action: Tensor, frozen_action: Tensor | None = None):
-        """Q(s, a) [heads, batch]; with `frozen_action` a', also Q(s, a') whose gradient
-        reaches a' and not the weights (the policy loss differentiates Q in the action only)."""
-        heads, batch = len(self.obs_weight), len(obs)
-        projected = torch.baddbmm(self.first_bias, obs.expand(heads, -1, -1), self.obs_weight)   # [heads, batch, hidden]
-        first = torch.baddbmm(projected, action.expand(heads, -1, -1), self.action_weight)
-        if frozen_action is not None:
-            frozen_first = torch.baddbmm(projected.detach(), frozen_action.expand(heads, -1, -1),
-                                         self.action_weight.detach())
-            first = torch.cat([first, frozen_first], 1)                             # [heads, 2 batch, hidden]
-        # In place: no backward here needs the pre-activation.
-        q = _QTail.apply(first.relu_(), self.hidden_weight, self.hidden_bias, self.out_weight, self.out_bias, batch)
-        return q if frozen_action is None else (q[:, :batch], q[:, batch:])
+    def forward(self, obs: Tensor, action: Tensor, policy_action: Tensor) -> tuple[Tensor, Tensor]:
+        """(Q(s, a) [heads, batch], min over heads of Q(s, a_pi) [batch]); the second's
+        gradient reaches a_pi and not the weights (the policy loss differentiates Q in the
+        action only)."""
+        return _TwinQForward.apply(obs, action, policy_action, self.obs_weight, self.action_weight, self.first_bias,
+                                   self.hidden_weight, self.hidden_bias, self.out_weight, self.out_bias)
+
+
+def tanh_squash_log_det(pre_tanh: Tensor) -> Tensor:
+    """log(1 - tanh(u)^2) per dimension, in the stable form 2 * (log 2 - u - softplus(-2u))."""
+    return 2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))
 
 
 def tanh_gaussian_log_prob(pre_tanh: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
-    """log density of a = tanh(u), u ~ N(mean, exp(log_std)^2), summed over action dims.
-    log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u)) is the stable form."""
+    """log density of a = tanh(u), u ~ N(mean, exp(log_std)^2), summed over action dims."""
     z = (pre_tanh - mean) * torch.exp(-log_std)
     gaussian = -0.5 * z.pow(2) - log_std - HALF_LOG_2PI
-    squash = 2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))
-    return (gaussian - squash).sum(-1)
+    return (gaussian - tanh_squash_log_det(pre_tanh)).sum(-1)
 
 
 def atanh_clipped(action: Tensor, eps: float = 1e-6) -> Tensor:
@@ -133,8 +145,12 @@ class TanhGaussianPolicy(GaussianHead):
         """Reparameterised sample: (action, pre-tanh u, log pi(action|obs))."""
         mean, log_std = self(obs)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        pre_tanh = mean + noise * log_std.exp()
-        return torch.tanh(pre_tanh), pre_tanh, tanh_gaussian_log_prob(pre_tanh, mean, log_std)
+        pre_tanh = torch.addcmul(mean, noise, log_std.exp())
+        # u = mean + std * noise, so u's standardised value is the noise itself and
+        # log N(u; mean, std) = -noise^2 / 2 - log std - log sqrt(2 pi): tanh_gaussian_log_prob
+        # with fewer operations, and the same gradient (that of z = noise is zero).
+        log_prob = (0.5 * noise.pow(2) + HALF_LOG_2PI).sum(-1).neg_() - (log_std + tanh_squash_log_det(pre_tanh)).sum(-1)
+        return torch.tanh(pre_tanh), pre_tanh, log_prob
 
     def deterministic(self, obs: Tensor) -> Tensor:
         """The mean action tanh(mu_phi(s)), used to recommend at test time."""
@@ -260,21 +276,20 @@ class SoftActorCritic(nn.Module):
             bonus, signal_loss = -alpha * log_pi, None   # plain SAC entropy term
         else:
             bonus, signal_loss = intrinsic(batch, action_pi, pre_tanh_pi, log_pi, alpha)
-        q_data, q_pi = self.q(obs, action, frozen_action=action_pi)
-        q_pi = q_pi.min(0).values   # min of the twin heads
+        q_data, q_pi = self.q(obs, action, action_pi)   # q_pi: the min of the twin heads
 
         # Eq. 10: J_Q = E[(Q_theta(s,a) - (r + gamma * V_psi'(s')))^2]  (V_psi' = the averaged target)
         with torch.no_grad():
             q_target = reward + gamma * (1.0 - terminated) * self.value_target(next_obs).squeeze(-1)
-        q_loss = 0.5 * (q_data - q_target).pow(2).mean(1).sum()
+        q_loss = 0.5 * len(q_data) * F.mse_loss(q_data, q_target.expand_as(q_data))   # summed over the twin heads
         # Eq. 11: J_V = E[(V_psi(s) - E_{a~pi}[Q_theta(s,a) + bonus])^2]  (bonus: -alpha log pi, or beta g)
         value_target = (q_pi + bonus).detach()
         value = self.value(obs).squeeze(-1)
-        value_loss = 0.5 * (value - value_target).pow(2).mean()
+        value_loss = 0.5 * F.mse_loss(value, value_target)
         # Eq. 13: J_pi = -E[Q_theta(s,a) + bonus], a = tanh(mu + sigma * eps) reparameterised
         policy_loss = -(q_pi + bonus).mean()
         # Eq. 15: J(alpha) = -E[alpha * (log pi(a|s) + H_target)], on log alpha
-        alpha_loss = -(self.log_alpha * (log_pi + self.target_entropy).detach()).mean()
+        alpha_loss = -self.log_alpha * (log_pi.detach().mean() + self.target_entropy)
 
         total = q_loss + value_loss + policy_loss + alpha_loss
         stats = {"q_loss": q_loss, "value_loss": value_loss, "policy_loss": policy_loss,
