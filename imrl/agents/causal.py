@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from imrl.agents.sac import mlp
+from imrl.agents.sac import MLP
 
 STD_FLOOR = 1e-6   # below it an input counts as constant (never varied: no parent)
 
@@ -115,7 +115,7 @@ class RunningMoments(nn.Module):
 
 
 def _jacobian(net: nn.Sequential, x: Tensor) -> Tensor:
-    """Per-row Jacobian [B, out, in] of a two-hidden-layer ReLU MLP (sac.mlp), exactly:
+    """Per-row Jacobian [B, out, in] of a two-hidden-layer ReLU MLP (sac.MLP), exactly:
     W3 diag(h2 > 0) W2 diag(h1 > 0) W1."""
     first, second, last = net[0], net[2], net[4]
     h1 = first(x)
@@ -130,8 +130,8 @@ class LocalCausalModel(nn.Module):
         super().__init__()
         self.layout, self.mask_threshold = layout, mask_threshold
         obs_dim, action_dim = layout.obs_dim, layout.action_dim
-        self.next_state = mlp(obs_dim + action_dim + 1, hidden, obs_dim)   # f(s, a, r) -> s'
-        self.reward = mlp(obs_dim + action_dim, hidden, 1)                  # g(s, a) -> r
+        self.next_state = MLP(obs_dim + action_dim + 1, hidden, obs_dim)   # f(s, a, r) -> s'
+        self.reward = MLP(obs_dim + action_dim, hidden, 1)                  # g(s, a) -> r
         self.inputs = RunningMoments(obs_dim + action_dim + 1)              # [s, a, r]
         self.outputs = RunningMoments(obs_dim + 1)                          # [s', r]
         self.n_updates = 0
