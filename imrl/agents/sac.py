@@ -6,7 +6,7 @@ tanh-Gaussian policy and the automatic temperature of Haarnoja et al. 2018b (Eq.
 Choice beyond the paper: the Q network is twin (two heads, the minimum is used), as
 modern SAC does (Fujimoto et al. 2018); the paper names one Q_theta.
 
-Read top to bottom: the networks, the replay buffer, then ``SoftActorCritic.update``,
+Read top to bottom: the networks, the replay buffer, then ``SoftActorCritic.losses``,
 whose lines follow Algorithm 2's gradient step (lines 13-19). Actions are handled in
 the policy's normalised box [-1, 1]^d; the agent maps them to the environment's bounds.
 
