@@ -11,16 +11,12 @@ continuous action: slate = the 10 unshown items of highest E[i] . a) for
 then ranks every item for every test user with its deterministic policy
 (``IMRL.score``). Ratios are to the random ranking of the same run.
 
-Two settings of the free SAC hyper-parameters (the paper fixes hidden 256, lr 3e-4,
-gamma 0.99, buffer 1e6 and none of these):
-- "default": imrl/agents/imrl.py's DEFAULTS (init_alpha 1.0, tau 0.005).
-- "tuned":   init_alpha 0.01 (the entropy bonus starts on the scale of the rewards, about
-  0.05 hits per step, not 30 times larger than them), tau 0.001 (DDPG's slower target
-  network: on this environment 95% of transitions leave the observation unchanged, s' =
-  s, so each value estimate is its own bootstrap target and errors compound), beta 0.01
-  (IMRL only: beta weights log p_xi(a | s, s'), a log-density over 32 dimensions that
-  grows without bound as the policy narrows; at 0.1 it outweighs the rewards ~500 times
-  and the policy collapses onto the inverse model's prediction).
+Two settings of the hyper-parameters the paper leaves free (it fixes hidden 256, lr 3e-4,
+gamma 0.99, buffer 1e6):
+- "generic": DEFAULTS of imrl/agents/imrl.py, the online agent's (init_alpha 1.0, tau
+  0.005, beta 0.1); the offline method used them before.
+- "offline": OFFLINE_DEFAULTS, the offline method's defaults now: init_alpha 0.01, tau
+  0.001, beta 0.01 (each one's reason is beside it there; beta matters for imrl only).
 
 One seed takes about 3 minutes on one thread (IMRL costs most of it); pass more seeds
 for a spread (each row then shows mean +- standard deviation over seeds):
@@ -41,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # runnable from a checkout, installed or not
 from baselines.popularity import Popularity  # noqa: E402
 from baselines.random import Random  # noqa: E402
-from imrl.agents.imrl import IMRL  # noqa: E402
+from imrl.agents.imrl import DEFAULTS, IMRL, OFFLINE_DEFAULTS  # noqa: E402
 from imrl.api import RunContext  # noqa: E402
 from imrl.config import load  # noqa: E402
 from imrl.data import preprocess, synthetic  # noqa: E402
@@ -50,7 +46,7 @@ from imrl.eval.ranking import evaluate  # noqa: E402
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 VARIANTS = {"sac": {"intrinsic": "entropy", "augmentation": False},
             "imrl": {"intrinsic": "empowerment", "augmentation": True}}
-SETTINGS = {"default": {}, "tuned": {"init_alpha": 0.01, "tau": 0.001, "beta": 0.01}}
+SETTINGS = {"generic": DEFAULTS, "offline": OFFLINE_DEFAULTS}
 METRICS = ("recall@20", "ndcg@20")
 
 
@@ -98,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     for env_steps in args.env_steps:
         budget = {"env_steps": env_steps, "update_ratio": args.update_ratio}
         for variant, switches in VARIANTS.items():
-            for setting, overrides in SETTINGS.items():
+            for setting, defaults in SETTINGS.items():
                 start = time.perf_counter()
-                params = {**IMRL.defaults, **small, **switches, **overrides}
+                params = {**defaults, **small, **switches}
                 runs = [fit_and_test(IMRL, params, split, seed, budget) for seed in args.seeds]
                 print(f"{variant:4s} {setting:7s} {env_steps} steps: {summary(runs, random_runs)} "
                       f"[{time.perf_counter() - start:.0f} s]", flush=True)
