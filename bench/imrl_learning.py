@@ -18,8 +18,8 @@ gamma 0.99, buffer 1e6):
 - "offline": OFFLINE_DEFAULTS, the offline method's defaults now: init_alpha 0.01, tau
   0.001, beta 0.01 (each one's reason is beside it there; beta matters for imrl only).
 
-One seed takes about 3 minutes on one thread (IMRL costs most of it); pass more seeds
-for a spread (each row then shows mean +- standard deviation over seeds):
+One seed takes about 1.5 minutes on one thread (IMRL costs two thirds of it), three
+seeds about 4; with more than one seed each row shows mean +- standard deviation:
 
     python bench/imrl_learning.py [--env-steps 20000 60000] [--seeds 0 1 2]
 """

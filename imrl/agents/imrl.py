@@ -72,7 +72,7 @@ DEFAULTS: dict[str, Any] = {
 BUDGET_DEFAULTS = {"env_steps": 20_000, "update_ratio": 0.25}
 #: The offline environment's (``IMRL``) departures from DEFAULTS, in settings the paper does
 #: not fix; bench/imrl_learning.py measures both sets. Rewards there are ~0.05 hits per step
-#: and 95% of transitions leave the observation unchanged (s' = s: no hit, same history).
+#: and ~95% of transitions leave the observation unchanged (s' = s: no hit, same history).
 OFFLINE_DEFAULTS: dict[str, Any] = {
     **DEFAULTS,
     # alpha |log pi| (~20 nats for the 32-dim action) starts on the rewards' scale, not 400x
