@@ -56,7 +56,7 @@ def synthetic_split():
     return preprocess.build_split(data, dataset["preprocess"], "synthetic")
 
 
-def test_metrics(method, split) -> dict[str, float]:
+def metrics_on_test(method, split) -> dict[str, float]:
     result = evaluate(lambda users: method.score(users, "test"), split, "test", ks=(20,)).as_dict()
     return {name: result[name] for name in METRICS}
 
@@ -64,7 +64,7 @@ def test_metrics(method, split) -> dict[str, float]:
 def fit_and_test(method_class, params: dict, split, seed: int, budget: dict) -> dict[str, float]:
     method = method_class(params, RunContext(seed=seed, budget=budget, log=lambda message: None))
     method.fit(split)
-    return test_metrics(method, split)
+    return metrics_on_test(method, split)
 
 
 def summary(runs: list[dict[str, float]], random_runs: list[dict[str, float]]) -> str:

@@ -114,7 +114,7 @@ class RunningMoments(nn.Module):
         return mean.float(), var.sqrt().float()
 
 
-def _jacobian(net: nn.Sequential, x: Tensor) -> Tensor:
+def _jacobian(net: MLP, x: Tensor) -> Tensor:
     """Per-row Jacobian [B, out, in] of a two-hidden-layer ReLU MLP (sac.MLP), exactly:
     W3 diag(h2 > 0) W2 diag(h1 > 0) W1."""
     first, second, last = net[0], net[2], net[4]
