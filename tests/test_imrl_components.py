@@ -19,12 +19,12 @@ from imrl import registry
 from imrl.agents.causal import Layout, LocalCausalModel, _components, _jacobian, augment
 from imrl.agents.empowerment import Empowerment, TransitionKL
 from imrl.agents.imrl import IMRL, AdaptiveThreshold, IMRLAgent
-from imrl.agents.sac import ReplayBuffer, SACConfig, SoftActorCritic, make_optimizer, tanh_gaussian_log_prob
+from imrl.agents.sac import FusedAdam, ReplayBuffer, SACConfig, SoftActorCritic, tanh_gaussian_log_prob
 from imrl.api import RunContext
 
 
 def fit(parameters, loss_fn, steps: int, lr: float = 1e-3) -> None:
-    optimizer = make_optimizer(list(parameters), lr)
+    optimizer = FusedAdam(list(parameters), lr)
     for step in range(steps):
         optimizer.zero_grad()
         loss_fn(step).backward()

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from imrl.agents.empowerment import Empowerment
-from imrl.agents.sac import SACConfig, SoftActorCritic, atanh_clipped, tanh_gaussian_log_prob
+from imrl.agents.sac import FusedAdam, SACConfig, SoftActorCritic, atanh_clipped, tanh_gaussian_log_prob
 
 OBS_DIM, ACTION_DIM, BATCH = 7, 3, 64
 
@@ -64,6 +64,29 @@ def reference_gradients(sac: SoftActorCritic, signal: Empowerment | None, batch:
             gradients["signal." + name] = grad
     return gradients
 
+
+
+def test_fused_adam_steps_exactly_as_torch_adam():
+    """FusedAdam calls torch.optim.Adam(fused=True)'s kernel without its bookkeeping: the same
+    parameters after every step, including a parameter that gets no gradient on some steps
+    (it must keep its state and step count, as torch's does)."""
+    torch.manual_seed(0)
+    ours = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(4)), torch.nn.Parameter(torch.randn(()))]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    ours_adam, theirs_adam = FusedAdam(ours, lr=0.01), torch.optim.Adam(theirs, lr=0.01, fused=True)
+    for step in range(12):
+        ours_adam.zero_grad()
+        theirs_adam.zero_grad()
+        for params in (ours, theirs):
+            loss = (params[0].sin() ** 2).sum() + params[2] ** 2 * (step + 1)
+            if step % 3 == 0:   # the second parameter only now and then
+                loss = loss + (params[1] ** 3).sum()
+            loss.backward()
+        ours_adam.step()
+        theirs_adam.step()
+        for mine, reference in zip(ours, theirs):
+            assert torch.equal(mine, reference), f"step {step}: parameters differ"
+    assert [float(s) for s in ours_adam.steps] == [12.0, 4.0, 12.0]
 
 @pytest.mark.parametrize("intrinsic", ["entropy", "empowerment"])
 def test_fused_update_matches_reference_gradients(intrinsic):

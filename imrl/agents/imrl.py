@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from imrl.agents.causal import Layout, LocalCausalModel, augment
 from imrl.agents.empowerment import Empowerment, TransitionKL
-from imrl.agents.sac import ReplayBuffer, SACConfig, SoftActorCritic, make_optimizer
+from imrl.agents.sac import FusedAdam, ReplayBuffer, SACConfig, SoftActorCritic
 from imrl.api import OfflineMethod, OnlineAgent, RunContext
 from imrl.checkpoint import Checkpointer
 from imrl.data.split import Split
@@ -173,7 +173,7 @@ class IMRLAgent(OnlineAgent):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(ctx.seed)
             self._build(p, sac_config, obs_dim, action_dim)
-        self.optimizer = make_optimizer([w for w in self.networks.parameters() if w.requires_grad], sac_config.lr)
+        self.optimizer = FusedAdam([w for w in self.networks.parameters() if w.requires_grad], sac_config.lr)
         self.buffer = ReplayBuffer(obs_dim, action_dim, sac_config.buffer_size, device)
         self.generators = {name: ctx.generator(offset) for offset, name in enumerate(("act", "update", "augment"), 1)}
         self.counters = {"transitions": 0, "episodes": 0, "updates": 0, "model_updates": 0, "pending_updates": 0.0,
@@ -289,7 +289,7 @@ class IMRLAgent(OnlineAgent):
             total = total + model_loss
             stats["model_loss"] = model_loss.detach()
             self.counters["model_updates"] += bool(fitted.any())
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         total.backward()
         self.optimizer.step()
         self.sac.update_value_target()                                            # psi' <- lambda psi + (1-lambda) psi'
