@@ -7,8 +7,9 @@ the offline environment's defaults (10 history slots x 32 + 8 user features = 32
 
 1. Ours vs stable-baselines3 (target: ours >= 1.5x theirs). Both learn from a replay
    buffer holding the same 5,000 random transitions; ours is the "sac" variant
-   (``IMRLAgent.gradient_step``: V, V', twin Q, policy, temperature), theirs
-   ``SAC.train(gradient_steps=...)`` with net_arch [256, 256] and automatic entropy.
+   (``IMRLAgent.update``: V, V', twin Q, policy, temperature, and the losses read out
+   as floats), theirs ``SAC.train(gradient_steps=...)`` (which logs its losses too) with
+   net_arch [256, 256] and automatic entropy.
    Timings are interleaved (theirs, ours) after a warm-up, --rounds times; the ratio is
    the median of the rounds' ratios (each round times both back to back, so the
    machine's drifts in speed cancel), beside the median rate of each. The
@@ -98,10 +99,11 @@ def versus_sb3(obs_dim: int, action_dim: int, updates: int, rounds: int
     ours = IMRLAgent({**SAC_VARIANT, "hidden": HIDDEN, "batch_size": BATCH}, RunContext(seed=0),
                      env.observation_space, env.action_space, n_envs=1)
     ours.observe(obs, actions, rewards, next_obs, done, done)
+    ours.counters["pending_updates"] = 0.0   # observe() queued updates for its transitions: start with none
 
-    def ours_train() -> None:
-        for _ in range(updates):
-            ours.gradient_step()
+    def ours_train() -> None:   # the agent's own entry point, which also reads out its diagnostics as sb3 does
+        ours.counters["pending_updates"] += updates
+        ours.update()
 
     def theirs_train() -> None:
         theirs.train(gradient_steps=updates, batch_size=BATCH)
