@@ -435,7 +435,7 @@ class RLOnlineAgent(OnlineAgent, ABC):
         self.use_item_view(ItemView(self.n_actions))
 
     def use_item_view(self, view: ItemView) -> None:
-        """(Re)build the learner over the view's catalogue, from the run's seed."""
+        """Act on the view's catalogue (the learner is built over it when first used)."""
         if view.items_of is None and view.n_items != self.n_actions:
             raise ValueError(f"{type(self).__name__}: an identity item view needs one item per action; got "
                              f"{view.n_items} items for {self.n_actions} actions")
@@ -445,10 +445,17 @@ class RLOnlineAgent(OnlineAgent, ABC):
         self.item_view, self.n_items = view, view.n_items
         # Item windows stay empty online (module docstring): one pad slot is all they need.
         self.empty_window = torch.full((1, 1), self.n_items, dtype=torch.int64, device=self.ctx.device)
-        seed_torch(self.ctx)
-        self.learner = self.make_learner()
+        self._learner: Learner | None = None   # built on first use: the runner may still change the view
         self.substitutes = [ONLINE_STATE_NOTE, *([view.note] if view.note else []), *self.online_removals]
         self.chosen: tuple[np.ndarray, Tensor] | None = None   # the last act: (actions, items), until observed
+
+    @property
+    def learner(self) -> Learner:
+        """The learner over the current item view, built from the run's seed when first used."""
+        if self._learner is None:
+            seed_torch(self.ctx)
+            self._learner = self.make_learner()
+        return self._learner
 
     @abstractmethod
     def make_learner(self) -> Learner:

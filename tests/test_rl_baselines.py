@@ -208,17 +208,20 @@ def test_each_beats_random_on_virtualtb(name):
         assert result.metrics["ctr"] > 1.05 * random, (name, seed, result.metrics["ctr"], random)
 
 
-def test_simulators_declare_their_catalogue_and_the_adapter_shows_what_it_chose():
+def test_simulators_declare_their_catalogue_and_the_adapter_shows_what_it_chose(monkeypatch):
     recsim = make_simulator("recsim", 6, "discrete", {"num_candidates": 5, "slate_size": 2})
     obs, _ = recsim.reset(seed=0)
     view = recsim.item_view()
     assert view.n_items == 20 and np.array_equal(view.items_of(obs), recsim.topics)
     recogym = make_simulator("recogym", 2, "discrete", {"num_products": 7}).item_view()
     assert recogym.n_items == 7 and recogym.items_of is None and recogym.note is None
-    agent = registry.method("deers").load(registry.ONLINE)({}, RunContext(seed=0), recsim.single_observation_space,
-                                                           recsim.single_action_space, 6)
+    agent_cls = registry.method("deers").load(registry.ONLINE)
+    built = []
+    monkeypatch.setattr(agent_cls, "make_learner", lambda self, build=agent_cls.make_learner: built.append(1) or build(self))
+    agent = agent_cls({}, RunContext(seed=0), recsim.single_observation_space, recsim.single_action_space, 6)
     agent.use_item_view(view)
     assert agent.learner.n_items == 20 and any("20 topics" in note for note in agent.substitutes)
+    assert len(built) == 1, "the learner is built once, over the view the runner gave"
     actions = agent.act(obs, explore=True)
     chosen = agent.chosen[1]
     shown = np.take_along_axis(recsim.topics, actions, axis=1)
