@@ -345,7 +345,8 @@ class FusedAdam:
     (``torch.optim.adam.adam``, fused=True): the kernel ``torch.optim.Adam(fused=True)``
     runs, so the numbers are the same (tests/test_sac.py checks them bit for bit), without
     ``Adam.step``'s per-call bookkeeping over each parameter (hooks, state look-ups, checks),
-    about 3% of a SAC update at hidden 256 on a CPU (bench/sac.py). One Adam over all
+    about 3% of a SAC update at hidden 256 on a CPU (paired timings of the two optimisers on
+    bench/sac.py's update; the bench itself times only this one). One Adam over all
     parameters: the losses touch disjoint parameters, so this is the same as one Adam per
     network at the same learning rate."""
 
