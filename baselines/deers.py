@@ -59,6 +59,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: The offline method's departures, chosen on the validation split of the user-model
+#: environment (bench/tune_rl.py; METHODS.md, "Offline defaults: the search"): a slower
+#: learning rate and target network, since the bootstrapped max over the whole catalogue
+#: is noisy against per-slot rewards of a few hundredths.
+OFFLINE_DEFAULTS: dict[str, Any] = {**DEFAULTS, "lr": 3e-4, "target_update": 500}
+
+
 class DEERSNetwork(nn.Module):
     """Q(s+, s-, u, a) for every item a at once."""
 
@@ -180,7 +187,7 @@ class DEERS(RLOfflineMethod):
     """DEERS trained on the offline environment; ranks items by Q(s, a) with s built from
     the user's history (skipped window empty: logs record no skips)."""
 
-    defaults = DEFAULTS
+    defaults = OFFLINE_DEFAULTS
 
     def make_learner(self, split: Split) -> Learner:
         data = self.data

@@ -11,8 +11,8 @@ The paper, read top to bottom in ``KGRLNetwork`` and ``KGRLLearner.update``:
   state s = ReLU(W [m; e_last; u]) with the user features u where there are any.
 - Actor-critic (deterministic policy gradient): the actor maps s to an action vector
   a = tanh(MLP(s)) in item-embedding space; the critic Q(s, a) learns from the TD target
-  y = r + gamma Q'(s', mu'(s')) with target networks updated softly (tau); the actor
-  ascends Q(s, mu(s)).
+  y = r + gamma Q'(s', a') with target networks updated softly (tau); the actor ascends
+  Q(s, mu(s)).
 - Local knowledge network (the paper's knowledge-guided candidate selection): the
   candidates at each step are the items within ``hops`` hops, in the knowledge graph, of
   the items the user clicked; the recommendation is the candidates with the highest
@@ -28,8 +28,14 @@ Adaptations (METHODS.md, "RL baselines"):
 - Exploration: Gaussian noise on the action vector (DDPG).
 - The critic values each shown item at its embedding, Q(s, e_i), one transition per slot
   with its own reward, rather than the emitted vector: the reward is the items', and
-  online (empty windows) it is what trains the plain item embeddings. Known: with slates
-  the actor's ranking <mu(s), e_i> and the per-item critic can disagree (METHODS.md).
+  online (empty windows) it is what trains the plain item embeddings. So the critic is
+  only ever asked about item embeddings: the TD target values s' at the item the target
+  policy recommends there, a' = e'_j with j the top of its ranking (as DEERS and
+  Wolpertinger-style item actions do), and the actor's step evaluates Q at mu(s) rescaled
+  to the items' mean norm (the ranking <mu(s), e_i> does not depend on the norm; a tanh
+  vector is ~10x longer than the offline item embeddings, where Q is extrapolation).
+  Known: with slates the actor's ranking <mu(s), e_i> and the per-item critic can
+  disagree (METHODS.md).
 - Online (simulators: no knowledge graph), the GCN and the local knowledge network are
   removed, as the IMRL paper removed side information: plain learned item embeddings,
   every available item a candidate.
@@ -46,7 +52,7 @@ import torch
 from torch import Tensor, nn
 
 from baselines.rl_common import (SHARED_DEFAULTS, Context, Learner, ReplayBuffer, RLOfflineMethod, RLOnlineAgent,
-                                 masked)
+                                 exclude, masked)
 from baselines.side_info import KnowledgeGraph, build_knowledge_graph, item_categories, pseudo_kg_note
 from imrl.data.split import Split
 
@@ -65,6 +71,11 @@ DEFAULTS: dict[str, Any] = {
     "n_pseudo_categories": 20,
     **SHARED_DEFAULTS,           # env (offline environment arguments), n_envs, dim (online item embeddings)
 }
+
+#: The offline method's departure, chosen on the validation split of the user-model
+#: environment (bench/tune_rl.py; METHODS.md, "Offline defaults: the search"): slower
+#: target networks.
+OFFLINE_DEFAULTS: dict[str, Any] = {**DEFAULTS, "tau": 0.001}
 
 
 def to_torch_sparse(matrix: sp.spmatrix, device: torch.device) -> Tensor:
@@ -154,6 +165,12 @@ class KGRLNetwork(nn.Module):
         return self.critic(torch.cat([state, action], dim=1)).squeeze(1)
 
 
+def at_item_scale(action: Tensor, items: Tensor) -> Tensor:
+    """`action` [B, d] rescaled to the mean norm of the item embeddings [n, d], where the
+    per-item critic is trained; the ranking <a, e_i> is the same at any positive scale."""
+    return action * (items.norm(dim=1).mean() / action.norm(dim=1, keepdim=True).clamp_min(1e-8))
+
+
 class KGRLLearner(Learner):
     def __init__(self, n_items: int, slate_size: int, feature_dim: int, dim: int, params: dict[str, Any],
                  device: torch.device, graph: KnowledgeGraph | None = None, node_features: Tensor | None = None):
@@ -193,11 +210,7 @@ class KGRLLearner(Learner):
             return {}
         batch = self.buffer.sample(p["batch_size"])
         state_context, next_context = Context.from_dict(batch), Context.from_dict(batch, "next_")
-        with torch.no_grad():   # TD target per slot, with the target networks: y = r + gamma Q'(s', mu'(s'))
-            target_items = self.target.item_embeddings()
-            next_state = self.target.state(next_context, target_items)
-            next_value = self.target.q(next_state, self.target.actor(next_state))
-            y = batch["rewards"] + p["gamma"] * ((1.0 - batch["terminated"]) * next_value)[:, None]
+        y = self.td_target(batch["rewards"], batch["terminated"], next_context)
         items = self.net.item_embeddings()
         state = self.net.state(state_context, items)
         # The critic values each item shown, at its embedding: the reward is the item's (and
@@ -209,8 +222,9 @@ class KGRLLearner(Learner):
         critic_loss.backward()
         self.critic_optimizer.step()
         # Deterministic policy gradient: ascend Q(s, mu(s)); the state and critic are held fixed.
+        # Q is evaluated where it is trained, at the items' scale (at_item_scale).
         state = state.detach()
-        actor_loss = -self.net.q(state, self.net.actor(state)).mean()
+        actor_loss = -self.net.q(state, at_item_scale(self.net.actor(state), items.detach())).mean()
         self.actor_optimizer.zero_grad()
         actor_loss.backward()
         self.actor_optimizer.step()
@@ -218,6 +232,19 @@ class KGRLLearner(Learner):
             for target, online in zip(self.target.parameters(), self.net.parameters()):
                 target.lerp_(online, p["tau"])
         return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item()}
+
+    @torch.no_grad()
+    def td_target(self, rewards: Tensor, terminated: Tensor, next_context: Context) -> Tensor:
+        """Per slot [B, k]: y = r + gamma Q'(s', e'_{a'}), with a' the item the target policy
+        recommends in s' (the top of its ranking, the windows' items excluded): the critic
+        learns Q at item embeddings only, so that is where s' is valued (the emitted vector
+        mu'(s') is outside what it learns, and bootstrapping from it diverges)."""
+        items = self.target.item_embeddings()
+        state = self.target.state(next_context, items)
+        ranking = self.ranking(next_context, self.target.actor(state), items)
+        best = exclude(exclude(ranking, next_context.history), next_context.skipped).argmax(dim=1)
+        next_value = self.target.q(state, items[best])
+        return rewards + self.params["gamma"] * ((1.0 - terminated) * next_value)[:, None]
 
     @torch.no_grad()
     def scores(self, context: Context) -> Tensor:
@@ -229,7 +256,7 @@ class KGRL(RLOfflineMethod):
     """KGRL trained on the offline environment over the pseudo-KG; ranks items by
     <mu(s), e_i> with the local-knowledge candidates first."""
 
-    defaults = DEFAULTS
+    defaults = OFFLINE_DEFAULTS
 
     def make_learner(self, split: Split) -> Learner:
         item_vectors = self.data.item_vectors.cpu().numpy()

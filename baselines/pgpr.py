@@ -41,6 +41,7 @@ Adaptations (METHODS.md, "RL baselines"):
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from typing import Any
@@ -56,6 +57,7 @@ from baselines.side_info import KnowledgeGraph, build_knowledge_graph, item_cate
 from imrl.api import OfflineMethod
 from imrl.checkpoint import Checkpointer
 from imrl.data.split import Split
+from imrl.eval.selection import ValidationSelection, validation_metric
 
 DEFAULTS: dict[str, Any] = {
     "kge_dim": 32,                # TransE dimension
@@ -253,13 +255,15 @@ class PGPR(OfflineMethod):
         self.transe = train_transe(self.graph, p, device)
         self.walk = KGWalk(self.graph, self.transe, p["max_acts"], device)
         self.policy = PathActorCritic(4 * p["kge_dim"], p["max_acts"] + 1, p["hidden"]).to(device)
+        self.split = split
         self.training = self.train_agent(budget)
 
     def train_agent(self, budget: dict[str, float]) -> TrainingStats:
-        """Batches of n_envs users walk max_path_len hops; one update per batch. Between
-        batches the loop saves the policy, its optimiser and the counters when a checkpoint
-        is due; a resumed run rebuilds the graph and TransE (deterministic for the seed)
-        and goes on from the last save."""
+        """Batches of n_envs users walk max_path_len hops; one update per batch; the policy
+        with the best validation recall@20 (every ``validate_every`` updates and at the end,
+        imrl/eval/selection.py) is kept. Between batches the loop saves the policy, its
+        optimiser and the counters when a checkpoint is due; a resumed run rebuilds the graph
+        and TransE (deterministic for the seed) and goes on from the last save."""
         p, device, start = self.params, self.ctx.device, time.perf_counter()
         indptr, offset = self.graph.csr[0], self.graph.offsets["user"]
         nodes = np.arange(offset, offset + self.graph.counts["user"])
@@ -269,10 +273,11 @@ class PGPR(OfflineMethod):
         saved = checkpoint.restore()
         if saved is None:
             loop = {"batch": 0, "stats": TrainingStats(), "total_reward": 0.0, "policy": self.policy,
-                    "optimizer": torch.optim.Adam(self.policy.parameters(), lr=p["lr"])}
+                    "optimizer": torch.optim.Adam(self.policy.parameters(), lr=p["lr"]),
+                    "selection": ValidationSelection(budget["validate_every"])}
         else:
             loop = saved["loop"]
-        self.policy, optimizer, stats = loop["policy"], loop["optimizer"], loop["stats"]
+        self.policy, optimizer, stats, selection = loop["policy"], loop["optimizer"], loop["stats"], loop["selection"]
         self.policy.train()
         while loop["batch"] < walks:
             batch = loop["batch"]
@@ -293,12 +298,25 @@ class PGPR(OfflineMethod):
             stats.env_steps += rewards.numel()
             loop["total_reward"] += float(rewards.sum())
             loop["batch"] += 1
+            if selection.due(stats.updates):
+                self._validate(selection, stats.updates)
             if loop["batch"] < walks and checkpoint.due():
                 checkpoint.save({"where": f"walk batch {loop['batch']} of {walks}", "loop": loop})
+        self._validate(selection, stats.updates)   # the last policy is a candidate too
+        self.policy.load_state_dict(selection.best_state)
+        self.diagnostics = {"environment": {"kind": "knowledge_graph"},
+                            "validation_selection": selection.summary()}
         self.policy.eval()
         stats.seconds = time.perf_counter() - start   # of this process (a resumed run: since it resumed)
         stats.reward = loop["total_reward"] / max(stats.env_steps, 1)
         return stats
+
+    def _validate(self, selection: ValidationSelection, updates: int) -> None:
+        self.policy.eval()   # the beam search as at test time: no dropout
+        value = validation_metric(lambda users: self.score(users, "valid"), self.split, selection.metric,
+                                  self.ctx.device)
+        self.policy.train()
+        selection.record(updates, value, lambda: copy.deepcopy(self.policy.state_dict()))
 
     def rollout(self, users: Tensor, sample: bool):
         """One walk per user; (log-probs, entropies, values, rewards) [B, hops] and the

@@ -5,14 +5,17 @@ a learner on an online simulator. The methods themselves live in their own files
 Budget (``RunContext.budget``: the dataset's or simulator's ``budget`` entry, shared by
 every method there; IMRL reads the same keys, ``imrl/agents/imrl.py``): ``env_steps``
 transitions of offline training (user-steps, summed over the users stepped in
-parallel) and ``update_ratio`` gradient updates per transition (the replay-based
-learners, DEERS and KGRL; the episodic ones, TPGR and PGPR, update once per batch of
-finished episodes, as their algorithms do). Other keys of the shared budget (e.g. the
-supervised methods' ``epochs``) are not the RL methods' and are ignored. Online, the
-runner fixes the episodes and users; ``update_ratio`` applies per transition as offline.
+parallel), ``update_ratio`` gradient updates per transition (DEERS and KGRL, replay
+based; TPGR, one step per time step of its last batch of finished episodes, as its
+reference code; PGPR updates once per batch of walks, as its algorithm does) and
+``validate_every`` gradient updates between validations (the best-validation policy is
+kept: imrl/eval/selection.py). Other keys of the shared budget (e.g. the supervised
+methods' ``epochs``) are not the RL methods' and are ignored. Online, the runner fixes
+the episodes and users; ``update_ratio`` applies per transition as offline.
 
-Offline protocol. Every learner trains on ``BatchedOfflineRecEnv`` (discrete slates,
-"ids" observations: the last N positive and the last N skipped items of the episode),
+Offline protocol. Every learner trains in the run's offline environment
+(``imrl.envs.environment``: the learned user model by default, or log replay; discrete
+slates, "ids" observations: the last N positive and the last N skipped items of the episode),
 built with the method's ``env`` parameters (default: the environment's defaults, as
 IMRL) and ``n_envs`` users at once. ``Context`` is what a learner sees of a user: those
 two windows and the user features of the split. At evaluation the positive window is
@@ -52,10 +55,13 @@ from torch import Tensor
 from imrl.api import OfflineMethod, OnlineAgent, RunContext
 from imrl.checkpoint import Checkpointer
 from imrl.data.split import Split
-from imrl.envs.offline import BatchedOfflineRecEnv, last_items
+from imrl.envs.environment import OfflineEnvironment
+from imrl.envs.offline import last_items
 from imrl.envs.simulators import ItemView
+from imrl.eval.selection import DEFAULT_EVERY, ValidationSelection, load_module_states, module_states, validation_metric
 
-BUDGET_DEFAULTS: dict[str, float] = {"env_steps": 20_000, "update_ratio": 0.25}   # IMRL's defaults too
+BUDGET_DEFAULTS: dict[str, float] = {"env_steps": 20_000, "update_ratio": 0.25,   # IMRL's defaults too
+                                     "validate_every": DEFAULT_EVERY}
 #: Method parameters every RL baseline has: the offline environment's arguments (shape:
 #: history_len, slate_size, max_steps, embedding_dim, ...), users stepped at once, and the
 #: width of the learned item embeddings online.
@@ -70,7 +76,8 @@ def rl_budget(ctx: RunContext) -> dict[str, float]:
         raise ValueError(f"budget: 'env_steps' = {steps!r}, expected an integer >= 1")
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.number)) or not 0 <= ratio < math.inf:
         raise ValueError(f"budget: 'update_ratio' = {ratio!r}, expected a number >= 0")
-    return {"env_steps": int(steps), "update_ratio": float(ratio)}
+    ValidationSelection(budget["validate_every"])   # checks it
+    return {"env_steps": int(steps), "update_ratio": float(ratio), "validate_every": budget["validate_every"]}
 
 
 class UpdateSchedule:
@@ -172,14 +179,16 @@ def epsilon_greedy_slate(scores: Tensor, available: Tensor | None, k: int, epsil
 
 # ----------------------------------------------------------------------------- offline
 class OfflineData:
-    """The offline environment of a split, built with the method's ``env`` arguments, and the
+    """The run's offline environment of a split (``ctx.environment``: the user model by the
+    workflow's default, else log replay), built with the method's ``env`` arguments, and the
     contexts learners see during training and at evaluation."""
 
     def __init__(self, split: Split, env_params: dict[str, Any], n_envs: int, ctx: RunContext):
         self.split = split
         self.device = ctx.device
-        self.env = BatchedOfflineRecEnv(split, n_envs, **env_params, action_interface="discrete", observation="ids",
-                                        seed=ctx.seed, device=ctx.device)
+        self.environment = ctx.environment or OfflineEnvironment()
+        self.env = self.environment.make(split, n_envs, "discrete", "ids", seed=ctx.seed, device=ctx.device,
+                                         **env_params)
         setup = self.env.setup
         self.n_items, self.slate_size, self.history_len = split.n_items, setup.slate_size, setup.history_len
         #: The environment's item embedding table E [n_items, d] (SVD of the training interactions).
@@ -192,6 +201,13 @@ class OfflineData:
         users = torch.from_numpy(obs["user"]).to(self.device)
         return Context(torch.from_numpy(obs["history"]).to(self.device), torch.from_numpy(obs["skipped"]).to(self.device),
                        None if self.user_features is None else self.user_features[users])
+
+    def validate(self, learner: Learner, selection: ValidationSelection, updates: int) -> None:
+        """Score `learner`'s policy on the validation split for `selection`."""
+        modules = [value for value in vars(learner).values() if isinstance(value, torch.nn.Module)]
+        value = validation_metric(lambda users: learner.scores(self.history_context(users, "valid")), self.split,
+                                  selection.metric, self.device, modules)
+        selection.record(updates, value, lambda: module_states(learner))
 
     def history_context(self, users: Tensor, phase: str) -> Context:
         """Users' last N items before `phase`, an empty skipped window, their features."""
@@ -214,47 +230,50 @@ class TrainingStats:
 
 
 def train_offline(learner: Learner, data: OfflineData, budget: dict[str, float], seed: int,
-                  checkpoint: Checkpointer | None = None) -> tuple[Learner, TrainingStats]:
-    """Run `learner` on the offline environment for ``budget["env_steps"]`` transitions;
-    the learner (a resumed run's is the restored one) and the statistics. Items already in
-    the window or shown in the episode are not offered again (they could earn nothing);
-    every slot's reward is its hit. With a `checkpoint`, the loop saves its state between
-    steps when a save is due and resumes from the last save."""
+                  checkpoint: Checkpointer | None = None) -> tuple[Learner, TrainingStats, ValidationSelection]:
+    """Run `learner` on the offline environment for ``budget["env_steps"]`` transitions and
+    keep the policy with the best validation recall@20 (every ``validate_every`` updates and
+    at the end; imrl/eval/selection.py); the learner (a resumed run's is the restored one)
+    with that policy loaded, the statistics and the selection. Items the environment would
+    not credit (shown in the episode, or consumed: ``env.available()``) are not offered;
+    every slot's
+    reward is the environment's ``slot_rewards`` (its hit on replay, its click probability
+    under the user model). With a `checkpoint`, the loop saves its state between steps when
+    a save is due and resumes from the last save."""
     env, start = data.env, time.perf_counter()
     total_steps = math.ceil(budget["env_steps"] / env.num_envs)
     saved = checkpoint.restore() if checkpoint is not None else None
     if saved is None:
         loop = {"step": 0, "stats": TrainingStats(), "schedule": UpdateSchedule(budget["update_ratio"]),
-                "total_reward": 0.0}
+                "total_reward": 0.0, "selection": ValidationSelection(budget["validate_every"])}
         obs, _ = env.reset(seed=seed)
-        context = data.context(obs)
-        shown = window_items(context.history, data.n_items)
     else:
-        learner, loop, obs, shown = saved["learner"], saved["loop"], saved["obs"], saved["shown"]
+        learner, loop, obs = saved["learner"], saved["loop"], saved["obs"]
         env.load_state_dict(saved["env"])
-        context = data.context(obs)
-    stats = loop["stats"]
+    context = data.context(obs)
+    stats, selection = loop["stats"], loop["selection"]
     while loop["step"] < total_steps:
-        slate = learner.act(context, ~shown, explore=True)
+        slate = learner.act(context, env.available(), explore=True)
         obs, rewards, terminated, truncated, info = env.step(slate.cpu().numpy())
-        hits = torch.from_numpy(info["hits"]).to(data.device)
-        learner.observe(context, slate, hits.float(), data.context(info["final_obs"]),
+        slot_rewards = torch.from_numpy(info["slot_rewards"]).to(data.device)
+        learner.observe(context, slate, slot_rewards, data.context(info["final_obs"]),
                         torch.from_numpy(terminated).to(data.device), torch.from_numpy(truncated).to(data.device))
         for _ in range(loop["schedule"].after(env.num_envs)):
             stats.updates += bool(learner.update())
+        if selection.due(stats.updates):
+            data.validate(learner, selection, stats.updates)
         context = data.context(obs)
-        shown.scatter_(1, slate, True)
-        ended = torch.from_numpy(terminated | truncated).to(data.device)
-        shown[ended] = window_items(context.history[ended], data.n_items)
         stats.env_steps += env.num_envs
         loop["total_reward"] += float(rewards.sum())
         loop["step"] += 1
         if checkpoint is not None and loop["step"] < total_steps and checkpoint.due():
             checkpoint.save({"where": f"step {loop['step']} of {total_steps}", "learner": learner, "loop": loop,
-                             "env": env.state_dict(), "obs": obs, "shown": shown})
+                             "env": env.state_dict(), "obs": obs})
+    data.validate(learner, selection, stats.updates)   # the last policy is a candidate too
+    load_module_states(learner, selection.best_state)
     stats.seconds = time.perf_counter() - start   # of this process (a resumed run: since it resumed)
     stats.reward = loop["total_reward"] / max(stats.env_steps, 1)
-    return learner, stats
+    return learner, stats, selection
 
 
 class RLOfflineMethod(OfflineMethod, ABC):
@@ -265,8 +284,11 @@ class RLOfflineMethod(OfflineMethod, ABC):
         self.budget = rl_budget(self.ctx)
         seed_torch(self.ctx)
         self.data = OfflineData(split, self.params["env"], self.params["n_envs"], self.ctx)
-        self.learner, self.training = train_offline(self.make_learner(split), self.data, self.budget, self.ctx.seed,
-                                                    Checkpointer(self.ctx, f"offline-{type(self).__name__}"))
+        self.learner, self.training, selection = train_offline(
+            self.make_learner(split), self.data, self.budget, self.ctx.seed,
+            Checkpointer(self.ctx, f"offline-{type(self).__name__}"))
+        self.diagnostics = {"environment": self.data.environment.describe(),
+                            "validation_selection": selection.summary()}
 
     @abstractmethod
     def make_learner(self, split: Split) -> Learner:

@@ -21,6 +21,10 @@ The paper, read top to bottom in ``BalancedTree``, ``TreePolicy`` and ``TPGRLear
 - REINFORCE (the paper's policy gradient): the gradient of sum_t log pi(a_t | s_t) G_t
   with discounted returns G_t, standardised over the batch, plus the reference code's
   regulariser pulling node distributions towards uniform (``entropy_factor``) and L2.
+  As the reference code (``TPGR.train``), a batch of finished episodes gives one Adam
+  step per time step, each on that step of every episode of the batch; a step is taken
+  per ``update()`` call, so the budget's ``update_ratio`` paces TPGR as it paces the
+  replay-based learners.
 
 Adaptations (METHODS.md, "RL baselines"):
 - Slates: k items drawn one after another without replacement (availability updated
@@ -55,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "gamma": 0.6,                 # the reference code's DISCOUNT_FACTOR
     "entropy_factor": 5.0,        # the reference code's ENTROPY_FACTOR
     "l2": 1e-5,                   # the reference code's L2_FACTOR
-    "episodes_per_update": 64,    # finished episodes per REINFORCE update
+    "episodes_per_update": 16,    # finished episodes per batch (the reference code's SAMPLE_EPISODES_PER_BATCH)
     **SHARED_DEFAULTS,            # env (offline environment arguments), n_envs, dim (online item embeddings)
 }
 
@@ -228,6 +232,9 @@ class TPGRLearner(Learner):
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=params["lr"], weight_decay=params["l2"])
         self.episodes = EpisodeBuffer(params["gamma"])
         self.acted_available: Tensor | None = None
+        self.episode_step: Tensor | None = None   # each row's time step in its current episode
+        #: The last batch's time steps not yet learned from: (data, advantages), one per step.
+        self.steps_left: list[tuple[dict[str, Tensor], Tensor]] = []
 
     def act(self, context: Context, available: Tensor | None, explore: bool) -> Tensor:
         if explore:
@@ -237,15 +244,26 @@ class TPGRLearner(Learner):
         return self.policy.sample(state, available, self.slate_size, greedy=not explore)
 
     def observe(self, context, slate, slot_rewards, next_context, terminated, truncated) -> None:
-        self.episodes.add(with_availability({**context.as_dict(), "slate": slate}, self.acted_available), slot_rewards,
-                          terminated | truncated)
+        if self.episode_step is None:
+            self.episode_step = torch.zeros(len(slate), dtype=torch.int64, device=slate.device)
+        data = {**context.as_dict(), "slate": slate, "step": self.episode_step}
+        self.episodes.add(with_availability(data, self.acted_available), slot_rewards, terminated | truncated)
+        self.episode_step = torch.where(terminated | truncated, 0, self.episode_step + 1)
 
     def update(self) -> dict[str, float]:
+        """One REINFORCE step on one time step of the last batch of finished episodes (the
+        reference code's TPGR.train: an Adam step per time step); a new batch replaces
+        the steps left of the last one, in a random order of its time steps."""
         p = self.params
-        if self.episodes.n_complete < p["episodes_per_update"]:
+        if self.episodes.n_complete >= p["episodes_per_update"]:
+            data, returns = self.episodes.pop_complete()
+            advantages = (returns - returns.mean()) / (returns.std() + 1e-8) if returns.numel() > 1 else returns * 0
+            steps = data["step"].unique()
+            self.steps_left = [({key: value[data["step"] == t] for key, value in data.items()},
+                                advantages[data["step"] == t]) for t in steps[torch.randperm(len(steps))]]
+        if not self.steps_left:
             return {}
-        data, returns = self.episodes.pop_complete()
-        advantages = (returns - returns.mean()) / (returns.std() + 1e-8) if returns.numel() > 1 else returns * 0
+        data, advantages = self.steps_left.pop()
         state = self.policy.state(Context.from_dict(data))
         log_probs, plain = self.policy.path_log_probs(state, data["slate"], data.get("available"))
         policy_loss = -(log_probs * advantages).sum(1).mean()                   # REINFORCE, per slot
@@ -254,7 +272,7 @@ class TPGRLearner(Learner):
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
-        return {"loss": loss.item(), "policy_loss": policy_loss.item(), "return": returns.mean().item()}
+        return {"loss": loss.item(), "policy_loss": policy_loss.item(), "advantage": advantages.mean().item()}
 
     @torch.no_grad()
     def scores(self, context: Context) -> Tensor:

@@ -21,7 +21,9 @@ the dataset and protocol move the numbers, not whether the implementation is rig
 
 Data: --ratings PATH (MovieLens-1M format, "UserID::MovieID::Rating::Timestamp"), and,
 unless --no-ml100k, the MovieLens-100k copy inside the installed ``recbole`` wheel
-(``pip install --no-deps recbole==1.2.1``; read from site-packages, never copied).
+(``pip install --no-deps recbole==1.2.1``; read from site-packages, never copied), both
+through the suite's readers (``imrl.data.readers``), the copy located and its sha256
+checked by the source registry (``imrl.data.sources``, dataset ml-100k, variant recbole).
 
     python bench/validate_baselines.py [--ratings ratings.dat] [--epochs 200] [--device cpu]
 """
@@ -29,8 +31,6 @@ unless --no-ml100k, the MovieLens-100k copy inside the installed ``recbole`` whe
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -44,11 +44,14 @@ from baselines.popularity import Popularity  # noqa: E402
 from baselines.sasrec import SASRec  # noqa: E402
 from baselines.stamp import STAMP  # noqa: E402
 from imrl.api import RunContext  # noqa: E402
+from imrl.data import sources  # noqa: E402
+from imrl.data.download import VerificationError, verify  # noqa: E402
 from imrl.data.interactions import Interactions  # noqa: E402
 from imrl.data.preprocess import binarise, chronological_split, kcore, reindex, take  # noqa: E402
+from imrl.data.readers import movielens1m, recbole_atomic  # noqa: E402
+from imrl.data.readers.base import Columns, IdIndex, ReadStats, count_lines  # noqa: E402
 from imrl.data.split import Split  # noqa: E402
 
-ML100K_SHA256 = "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff"
 K = 10
 N_SAMPLED_NEGATIVES = 100
 
@@ -69,31 +72,24 @@ PROTOCOL_PARAMS = {
 
 
 def read_ml1m(path: Path) -> pd.DataFrame:
-    """UserID::MovieID::Rating::Timestamp lines -> raw table (file order kept)."""
-    table = pd.read_csv(path, sep="::", engine="python", header=None, dtype=str)
-    if table.shape[1] != 4:
-        raise ValueError(f"{path}: expected 4 '::'-separated fields per line "
-                         f"(UserID::MovieID::Rating::Timestamp), found {table.shape[1]}")
-    table.columns = ["user", "item", "rating", "timestamp"]
-    return table
+    """A ratings.dat through the ml-1m reader -> table (user, item, rating, timestamp; file order kept)."""
+    columns, users, items = Columns(count_lines(path)), IdIndex(), IdIndex()
+    movielens1m.read_ratings(path, columns, users, items, ReadStats())
+    return columns.table()
 
 
-def read_recbole_inter(path: Path) -> pd.DataFrame:
-    """RecBole atomic .inter file (tab-separated, header 'name:type') -> raw table."""
-    table = pd.read_csv(path, sep="\t", dtype=str)
-    table.columns = [column.split(":")[0] for column in table.columns]
-    expected = ["user_id", "item_id", "rating", "timestamp"]
-    if list(table.columns) != expected:
-        raise ValueError(f"{path}: header fields {list(table.columns)}, expected {expected}")
-    table.columns = ["user", "item", "rating", "timestamp"]
-    return table
-
-
-def recbole_ml100k() -> Path | None:
-    spec = importlib.util.find_spec("recbole")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k" / "ml-100k.inter"
+def recbole_ml100k() -> tuple[Path | None, str]:
+    """The ml-100k.inter of the installed recbole package, and what its verification against
+    the registry's size and sha256 found."""
+    spec = sources.remote_file("ml-100k", "ml-100k.inter")
+    path = sources.package_file(spec)
+    if path is None:
+        return None, f"not available: {spec.manual}"
+    try:
+        verify(path, spec.checksums)
+    except VerificationError as err:
+        return path, f"differs from the registry's copy: {err}"
+    return path, "size and sha256 as in the registry"
 
 
 def protocol_split(raw: pd.DataFrame, protocol: str, name: str) -> Split:
@@ -200,15 +196,10 @@ def main() -> int:
             parser.error(f"--ratings {args.ratings}: file not found")
         datasets.append((args.ratings.name, read_ml1m(args.ratings)))
     if not args.no_ml100k:
-        path = recbole_ml100k()
-        if path is None or not path.exists():
-            print("MovieLens-100k: the recbole package is not installed, so its copy is not available "
-                  "(pip install --no-deps recbole==1.2.1 puts it in site-packages); skipped.")
-        else:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            note = "sha256 as expected" if digest == ML100K_SHA256 else f"sha256 {digest} differs from {ML100K_SHA256}"
-            print(f"MovieLens-100k: {path} ({note})")
-            datasets.append(("ml-100k", read_recbole_inter(path)))
+        path, note = recbole_ml100k()
+        print(f"MovieLens-100k: {path or 'skipped'} ({note})")
+        if path is not None:
+            datasets.append(("ml-100k", recbole_atomic.convert({"inter": [path]}).data.table))
     if not datasets:
         print("nothing to validate: give --ratings or install recbole 1.2.1", file=sys.stderr)
         return 2

@@ -67,7 +67,17 @@ def cmd_env_info(args: argparse.Namespace) -> None:
     from imrl.envs.summary import environment_summary
     from imrl.io import atomic_write_json
 
-    atomic_write_json(args.out, environment_summary(load_split(args.split), **args.env))
+    meta = json.loads((args.user_model / "meta.json").read_text()) if args.user_model else None
+    atomic_write_json(args.out, environment_summary(load_split(args.split), args.environment, meta, **args.env))
+
+
+def cmd_fit_user_model(args: argparse.Namespace) -> None:
+    from imrl.data.split import load_split
+    from imrl.envs.user_model import fit_user_model, save_user_model
+
+    _log_info()
+    model, report = fit_user_model(load_split(args.split), args.params, seed=args.seed)
+    save_user_model(args.out, model, report)
 
 
 def cmd_table1(args: argparse.Namespace) -> None:
@@ -88,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     _report_run(run_offline(args.dataset, args.method, args.seed, args.split, args.job, args.out,
                             progress=args.progress, checkpoint_dir=args.checkpoints,
-                            checkpoint_every_s=args.checkpoint_every))
+                            checkpoint_every_s=args.checkpoint_every, user_model_dir=args.user_model))
 
 
 def _report_run(record: dict) -> None:
@@ -168,9 +178,18 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("env-info", help="describe the offline environment a split gives (env.json)")
     p.add_argument("--split", type=Path, required=True, help="split directory")
-    p.add_argument("--env", type=_json, default={}, help="environment settings (JSON), default the environment's")
+    p.add_argument("--env", type=_json, default={}, help="replay settings (JSON), default the environment's")
+    p.add_argument("--environment", type=_json, default=None, help="the dataset's environment config (JSON)")
+    p.add_argument("--user-model", type=Path, default=None, help="its fitted user model's directory")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_env_info)
+
+    p = sub.add_parser("fit-user-model", help="fit the user model of a split (the offline environment's user)")
+    p.add_argument("--split", type=Path, required=True, help="split directory")
+    p.add_argument("--params", type=_json, default={}, help="the user model's settings (JSON)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="user model directory (data/processed/<name>/user_model)")
+    p.set_defaults(func=cmd_fit_user_model)
 
     p = sub.add_parser("table1", help="Table I: the paper's dataset statistics beside ours")
     p.add_argument("--datasets", nargs="+", required=True)
@@ -190,6 +209,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train and evaluate one method on one split with one seed")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", type=Path, required=True)
+    p.add_argument("--user-model", type=Path, default=None,
+                   help="the split's fitted user model (for RL methods in the user_model environment)")
     _run_arguments(p)
     p.set_defaults(func=cmd_run)
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from imrl.data.split import Split
+from imrl.envs.environment import OfflineEnvironment
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class RunContext:
     checkpoint_dir: Path | None = None
     checkpoint_every_s: float = 600.0                        # wall time between saves (imrl/checkpoint.py)
     progress: bool = False                                   # show progress bars
+    #: The offline environment RL methods train in (the dataset's config; None: log replay).
+    environment: OfflineEnvironment | None = None
     log: Callable[[str], None] = print
 
     def generator(self, offset: int = 0) -> torch.Generator:
@@ -66,6 +69,9 @@ class Method:
         #: Human-readable notes of every substitute or removal of side information;
         #: copied into the results JSON and shown wherever the result is shown.
         self.substitutes: list[str] = []
+        #: What training reports beside the metrics (environment, validation selection);
+        #: copied into the results JSON's "training".
+        self.diagnostics: dict[str, Any] = {}
 
 
 class OfflineMethod(Method, ABC):

@@ -31,6 +31,7 @@ class MethodSpec:
     defaults: dict[str, Any] = field(default_factory=dict)  # fixed params (variants of one class)
     gpu: bool = False                  # trains on a GPU when one is given (the workflow asks for gpu=1)
     online_target: str | None = None   # class for the simulators when it is not `target`
+    offline_env: bool = False          # trains in the dataset's offline environment (imrl/envs/environment.py)
 
     @property
     def available(self) -> bool:
@@ -58,15 +59,20 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     MethodSpec("markov", "baselines.markov:Markov", (OFFLINE,), "first-order item-to-item transition counts"),
     # IMRL and its ablations (issue: IMRL itself).
     MethodSpec("imrl", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "IMRL (this paper)",
-               {"intrinsic": "empowerment", "augmentation": True}, online_target="imrl.agents.imrl:IMRLAgent"),
+               {"intrinsic": "empowerment", "augmentation": True}, online_target="imrl.agents.imrl:IMRLAgent",
+               offline_env=True),
     MethodSpec("imrl-e", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "IMRL without empowerment",
-               {"intrinsic": "entropy", "augmentation": True}, online_target="imrl.agents.imrl:IMRLAgent"),
+               {"intrinsic": "entropy", "augmentation": True}, online_target="imrl.agents.imrl:IMRLAgent",
+               offline_env=True),
     MethodSpec("imrl-a", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "IMRL without counterfactual augmentation",
-               {"intrinsic": "empowerment", "augmentation": False}, online_target="imrl.agents.imrl:IMRLAgent"),
+               {"intrinsic": "empowerment", "augmentation": False}, online_target="imrl.agents.imrl:IMRLAgent",
+               offline_env=True),
     MethodSpec("imrl-kl", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "IMRL with the KL-divergence intrinsic signal",
-               {"intrinsic": "kl", "augmentation": True}, online_target="imrl.agents.imrl:IMRLAgent"),
+               {"intrinsic": "kl", "augmentation": True}, online_target="imrl.agents.imrl:IMRLAgent",
+               offline_env=True),
     MethodSpec("sac", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "Soft Actor-Critic (Haarnoja et al. 2018)",
-               {"intrinsic": "entropy", "augmentation": False}, online_target="imrl.agents.imrl:IMRLAgent"),
+               {"intrinsic": "entropy", "augmentation": False}, online_target="imrl.agents.imrl:IMRLAgent",
+               offline_env=True),
     # Supervised sequential baselines.
     MethodSpec("sasrec", "baselines.sasrec:SASRec", (OFFLINE,), "SASRec (Kang & McAuley, ICDM 2018)", gpu=True),
     MethodSpec("stamp", "baselines.stamp:STAMP", (OFFLINE,), "STAMP (Liu et al., KDD 2018)", gpu=True),
@@ -75,11 +81,11 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     MethodSpec("cocorec", "baselines.cocorec:CoCoRec", (OFFLINE,), "CoCoRec (Cai et al., SIGIR 2021)", gpu=True),
     # RL baselines.
     MethodSpec("deers", "baselines.deers:DEERS", (OFFLINE, ONLINE), "DEERS (Zhao et al., KDD 2018)", gpu=True,
-               online_target="baselines.deers:DEERSAgent"),
+               online_target="baselines.deers:DEERSAgent", offline_env=True),
     MethodSpec("kgrl", "baselines.kgrl:KGRL", (OFFLINE, ONLINE), "KGRL (Chen et al., IJCNN 2020)", gpu=True,
-               online_target="baselines.kgrl:KGRLAgent"),
+               online_target="baselines.kgrl:KGRLAgent", offline_env=True),
     MethodSpec("tpgr", "baselines.tpgr:TPGR", (OFFLINE, ONLINE), "TPGR (Chen et al., AAAI 2019)", gpu=True,
-               online_target="baselines.tpgr:TPGRAgent"),
+               online_target="baselines.tpgr:TPGRAgent", offline_env=True),
     MethodSpec("pgpr", "baselines.pgpr:PGPR", (OFFLINE, ONLINE), "PGPR (Xian et al., SIGIR 2019)", gpu=True,
                online_target="baselines.pgpr:PGPRAgent"),
 ]}
@@ -88,6 +94,8 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
 DATASETS: dict[str, str | None] = {
     "synthetic": "imrl.data.synthetic:generate",
     "ml-20m": "imrl.data.readers.movielens:convert",
+    "ml-100k": "imrl.data.readers.movielens100k:convert",
+    "ml-1m": "imrl.data.readers.movielens1m:convert",
     "netflix": "imrl.data.readers.netflix:convert",
     "amazon-cd": "imrl.data.readers.amazon:convert",
     "librarything": "imrl.data.readers.librarything:convert",

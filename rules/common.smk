@@ -8,6 +8,7 @@ from pathlib import Path
 
 from imrl import config as imrl_config
 from imrl import registry
+from imrl.data import sources as raw_sources
 from imrl.data.sources import VIRTUALTB
 
 imrl_config.validate(config, ", ".join(map(str, workflow.configfiles)) or "--config")
@@ -30,9 +31,21 @@ def _virtualtb_left_out():
             f"there by hand; see SIMULATORS.md)"]
 
 
+def _datasets_left_out():
+    """Datasets whose raw files come from an installed package that is missing (the
+    ml-100k atomic files of `recbole`): left out, and the reports say why."""
+    reasons = {d: raw_sources.unavailable(d, config["datasets"][d].get("params", {}), f"data/raw/{d}")
+               for d in config["datasets"]}
+    return {d: reason for d, reason in reasons.items() if reason}
+
+
+DATASETS_LEFT_OUT = _datasets_left_out()
+
+
 def _not_available():
     missing = [f"method {m}" for m in config["methods"] if not registry.METHODS[m].available]
     missing += [f"dataset {d}" for d in config["datasets"] if registry.DATASETS[d] is None]
+    missing += [f"dataset {d} ({reason})" for d, reason in DATASETS_LEFT_OUT.items()]
     missing += [f"simulator {s}" for s in config["simulators"] if registry.SIMULATORS[s] is None]
     return missing + _virtualtb_left_out()
 
@@ -45,7 +58,7 @@ if NOT_AVAILABLE:
         raise WorkflowError(message + " (strict: true)")
     print(message, file=sys.stderr)
 
-DATASETS = [d for d in config["datasets"] if registry.DATASETS[d] is not None]
+DATASETS = [d for d in config["datasets"] if registry.DATASETS[d] is not None and d not in DATASETS_LEFT_OUT]
 
 
 def _methods_in(setting):
@@ -101,6 +114,14 @@ def _run_sources(method, setting):
 
 def offline_sources(wildcards):
     return _run_sources(wildcards.method, registry.OFFLINE)
+
+
+def user_model_input(wildcards):
+    """The dataset's fitted user model, for the methods that train in its offline environment."""
+    if registry.method(wildcards.method).offline_env and \
+            config["datasets"][wildcards.dataset]["environment"]["kind"] == "user_model":
+        return [f"data/processed/{wildcards.dataset}/user_model/meta.json"]
+    return []
 
 
 def online_sources(wildcards):

@@ -30,3 +30,21 @@ rule split:
     shell:
         "{PYTHON} -m imrl split --data data/processed/{wildcards.dataset} --preprocess {params.preprocess:q}"
         " --name {wildcards.dataset} --out data/processed/{wildcards.dataset}/split > {log} 2>&1"
+
+
+rule user_model:
+    input:
+        split="data/processed/{dataset}/split/meta.json",
+        code=[str(registry.PROJECT_ROOT / path) for path in registry.source_files("imrl.envs.user_model")],
+    output:
+        model="data/processed/{dataset}/user_model/model.pt",
+        meta="data/processed/{dataset}/user_model/meta.json",
+    params:
+        settings=lambda wc: json.dumps(config["datasets"][wc.dataset]["environment"]["user_model"]),
+        seed=lambda wc: config["datasets"][wc.dataset]["environment"]["seed"],
+    log:
+        "logs/data/{dataset}.user_model.log",
+    shell:
+        "{PYTHON} -m imrl fit-user-model --split data/processed/{wildcards.dataset}/split"
+        " --params {params.settings:q} --seed {params.seed} --out data/processed/{wildcards.dataset}/user_model"
+        " > {log} 2>&1"

@@ -120,13 +120,19 @@ rule convert_raw:
 
 rule environment_info:
     input:
-        "data/processed/{dataset}/split/meta.json",
+        split="data/processed/{dataset}/split/meta.json",
+        user_model=lambda wc: [f"data/processed/{wc.dataset}/user_model/meta.json"]
+        if config["datasets"][wc.dataset]["environment"]["kind"] == "user_model" else [],
     output:
         "data/processed/{dataset}/split/env.json",
+    params:
+        environment=lambda wc: json.dumps(config["datasets"][wc.dataset]["environment"]),
+        user_model=lambda wc, input: f"--user-model {Path(input.user_model[0]).parent}" if input.user_model else "",
     log:
         "logs/data/{dataset}.env.log",
     shell:
-        "{PYTHON} -m imrl env-info --split data/processed/{wildcards.dataset}/split --out {output} > {log} 2>&1"
+        "{PYTHON} -m imrl env-info --split data/processed/{wildcards.dataset}/split"
+        " --environment {params.environment:q} {params.user_model} --out {output} > {log} 2>&1"
 
 
 if RAW_DATASETS:

@@ -7,6 +7,7 @@
 rule train_offline:
     input:
         split="data/processed/{dataset}/split/meta.json",
+        user_model=user_model_input,
         code=offline_sources,
     output:
         "results/runs/{dataset}/{method}/seed{seed}.json",
@@ -21,6 +22,7 @@ rule train_offline:
     shell:
         "{PYTHON} -m imrl run --dataset {wildcards.dataset} --method {wildcards.method} --seed {wildcards.seed}"
         " --split data/processed/{wildcards.dataset}/split --job {params.job:q} --out {output}"
+        " --user-model data/processed/{wildcards.dataset}/user_model"
         " --checkpoints results/checkpoints/{wildcards.dataset}/{wildcards.method}/seed{wildcards.seed}"
         " --checkpoint-every {CHECKPOINT_SECONDS}"
         " > {log} 2>&1"

@@ -22,3 +22,32 @@ def small_split(seed: int = 0, **params):
 @pytest.fixture(scope="session")
 def split_small():
     return small_split(0)
+
+
+#: A small user model (imrl/envs/user_model.py): enough to beat Popularity on these splits.
+SMALL_USER_MODEL = {"epochs": 10, "dim": 16}
+_user_models: dict = {}
+
+
+def small_user_model(split):
+    """The user model of a generated split, fitted once per split name (seed 0)."""
+    from imrl.envs.user_model import fit_user_model
+
+    if split.name not in _user_models:
+        _user_models[split.name] = fit_user_model(split, SMALL_USER_MODEL, seed=0, log=lambda message: None)
+    return _user_models[split.name]
+
+
+def user_model_environment(split, **config):
+    """The default offline environment (the user model) of a generated split."""
+    from imrl.envs.environment import OfflineEnvironment
+
+    return OfflineEnvironment.from_config({"kind": "user_model", **config}, small_user_model(split)[0])
+
+
+def saved_user_model(split, directory: Path) -> Path:
+    """The split's small user model written where the workflow writes it."""
+    from imrl.envs.user_model import save_user_model
+
+    save_user_model(directory, *small_user_model(split))
+    return directory

@@ -104,6 +104,87 @@ def movielens(seed: int = 0) -> RawFixture:
                       inner={"ml-20m.zip": inner})
 
 
+# MovieLens-100K and -1M: the same made-up ratings, movies and users in each layout.
+ML_GENRES = ["Action", "Adventure", "Comedy", "Drama", "Sci-Fi", "Western"]
+ML100K_FLAGS = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+                "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War",
+                "Western"]
+
+
+@dataclass
+class SmallMovieLens:
+    ratings: list[tuple[int, int, int, int]]        # user, movie, stars, timestamp, in file order
+    genres: dict[int, list[str]]                     # movie -> genres in listed order ([] = "unknown")
+    users: dict[int, tuple[int, str, str, str]]      # user -> age, gender, occupation, zip code
+    n_users: int
+    n_movies: int
+
+
+def small_movielens(seed: int = 8) -> SmallMovieLens:
+    rng = random.Random(seed)
+    n_users, n_movies = 30, 25
+    pairs = _pairs(rng, n_users, n_movies, (5, 12))
+    rng.shuffle(pairs)                               # the files are not sorted by user
+    ratings = [(u + 1, m + 1, rng.randint(1, 5), rng.randint(874_724_710, 893_286_638)) for u, m in pairs]
+    genres = {m + 1: sorted(rng.sample(ML_GENRES, rng.randint(1, 3)), key=ML100K_FLAGS.index)
+              for m in range(n_movies + 1)}          # one movie more than rated
+    genres[3] = []                                   # flagged "unknown" only
+    zips = ["55105", "01913", "T8H1N", "98101", "V3N4P", "10003"]
+    users = {u + 1: (rng.randint(7, 73), rng.choice("MF"), rng.choice(["student", "engineer", "writer"]),
+                     zips[u % len(zips)]) for u in range(n_users + 1)}   # one user without ratings
+    return SmallMovieLens(ratings, genres, users, n_users, n_movies)
+
+
+def _ml100k_title(movie: int) -> str:
+    return TRICKY_TITLES[movie % len(TRICKY_TITLES)]
+
+
+def movielens_100k(seed: int = 8) -> RawFixture:
+    ml = small_movielens(seed)
+    data = "".join(f"{u}\t{m}\t{r}\t{t}\n" for u, m, r, t in ml.ratings)
+    items = "".join(f"{m}|{_ml100k_title(m)}|01-Jan-1995||http://us.imdb.com/M/title-exact?{m}|"
+                    + "|".join("1" if g in ml.genres[m] or (g == "unknown" and not ml.genres[m]) else "0"
+                               for g in ML100K_FLAGS) + "\n" for m in ml.genres)
+    users = "".join(f"{u}|{age}|{gender}|{job}|{zip_code}\n" for u, (age, gender, job, zip_code) in ml.users.items())
+    inner = {"ml-100k/u.data": data.encode(), "ml-100k/u.item": items.encode("latin-1"),
+             "ml-100k/u.user": users.encode(), "ml-100k/u.genre": b"unknown|0\nAction|1\n",
+             "ml-100k/README": b"generated for tests\n"}
+    return RawFixture("ml-100k", {"ml-100k.zip": zip_bytes(inner)}, {}, ml.n_users, ml.n_movies, len(ml.ratings),
+                      counts={"rating_lines": len(ml.ratings), "movies_rows": len(ml.genres),
+                              "users_rows": len(ml.users)}, inner={"ml-100k.zip": inner})
+
+
+def movielens_100k_atomic(seed: int = 8) -> RawFixture:
+    """The same data as RecBole's atomic files (the recbole variant of ml-100k)."""
+    ml = small_movielens(seed)
+    inter = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + "".join(
+        f"{u}\t{m}\t{r}\t{t}\n" for u, m, r, t in ml.ratings)
+    items = "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n" + "".join(
+        f"{m}\t{_ml100k_title(m)}\t1995\t{' '.join(g) or 'unknown'}\n" for m, g in ml.genres.items())
+    users = "user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n" + "".join(
+        f"{u}\t{age}\t{gender}\t{job}\t{zip_code}\n" for u, (age, gender, job, zip_code) in ml.users.items())
+    files = {"ml-100k.inter": inter.encode(), "ml-100k.item": items.encode(), "ml-100k.user": users.encode()}
+    return RawFixture("ml-100k", files, {"variant": "recbole"}, ml.n_users, ml.n_movies, len(ml.ratings),
+                      counts={"inter_lines": len(ml.ratings), "item_lines": len(ml.genres),
+                              "user_lines": len(ml.users)})
+
+
+ML1M_AGES = {7: "1", 20: "18", 30: "25", 40: "35", 47: "45", 52: "50", 60: "56"}
+
+
+def movielens_1m(seed: int = 9) -> RawFixture:
+    ml = small_movielens(seed)
+    ratings = "".join(f"{u}::{m}::{r}::{t}\n" for u, m, r, t in ml.ratings)
+    movies = "".join(f"{m}::{_ml100k_title(m)}::{'|'.join(g) or 'Drama'}\n" for m, g in ml.genres.items())
+    users = "".join(f"{u}::{gender}::{ML1M_AGES[min(ML1M_AGES, key=lambda a: abs(a - age))]}::{u % 21}::{zip_code}\n"
+                    for u, (age, gender, _, zip_code) in ml.users.items())
+    inner = {"ml-1m/ratings.dat": ratings.encode(), "ml-1m/movies.dat": movies.encode("latin-1"),
+             "ml-1m/users.dat": users.encode(), "ml-1m/README": b"generated for tests\n"}
+    return RawFixture("ml-1m", {"ml-1m.zip": zip_bytes(inner)}, {}, ml.n_users, ml.n_movies, len(ml.ratings),
+                      counts={"rating_lines": len(ml.ratings), "movies_rows": len(ml.genres),
+                              "users_rows": len(ml.users)}, inner={"ml-1m.zip": inner})
+
+
 def netflix_ratings(seed: int = 1) -> tuple[dict[int, list[str]], int, int]:
     rng = random.Random(seed)
     customers = rng.sample(range(1, 2_649_430), 40)
@@ -288,8 +369,8 @@ def goodreads_dedup(seed: int = 7) -> RawFixture:
                       counts={"rating_lines": len(pairs), "missing_date_added": missing})
 
 
-BUILDERS = {"ml-20m": movielens, "netflix": netflix, "amazon-cd": amazon, "librarything": librarything,
-            "book-crossing": book_crossing, "goodreads": goodreads}
+BUILDERS = {"ml-20m": movielens, "ml-100k": movielens_100k, "ml-1m": movielens_1m, "netflix": netflix,
+            "amazon-cd": amazon, "librarything": librarything, "book-crossing": book_crossing, "goodreads": goodreads}
 
 
 def pinned_params(fixture: RawFixture, base_url: str) -> dict[str, Any]:

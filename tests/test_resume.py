@@ -16,12 +16,12 @@ import sys
 import time
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, saved_user_model
 
 from imrl.data.split import save_split
 
 EVALUATION = {"ks": [10, 20], "batch_size": 1024}
-SMALL_ENV = {"slate_size": 10, "max_steps": 10, "embedding_dim": 8, "history_len": 5}
+SMALL_ENV = {"slate_size": 10, "max_steps": 10}   # in the default environment: the user model
 SIMULATOR = {"episodes": 24, "test_every": 8, "test_episodes": 8, "n_envs": 8, "params": {}}
 
 CASES = {
@@ -46,9 +46,10 @@ CASES = {
 
 
 def command(where: str, method: str, job: dict, split_dir, out, checkpoints) -> list[str]:
-    """`python -m imrl run` on the dataset, or `run-online` on the simulator `where`."""
-    target = (["run", "--dataset", where, "--split", str(split_dir)] if where == "synthetic-small"
-              else ["run-online", "--simulator", where])
+    """`python -m imrl run` on the dataset (its user model beside the split), or
+    `run-online` on the simulator `where`."""
+    target = (["run", "--dataset", where, "--split", str(split_dir), "--user-model", str(split_dir.parent / "user_model")]
+              if where == "synthetic-small" else ["run-online", "--simulator", where])
     return [sys.executable, "-m", "imrl", *target, "--method", method, "--seed", "2", "--job", json.dumps(job),
             "--out", str(out), "--checkpoints", str(checkpoints), "--checkpoint-every", "0.2"]
 
@@ -58,6 +59,7 @@ def test_killed_run_resumes_to_the_same_metrics(case, tmp_path, split_small):
     where, method, job = CASES[case]
     split_dir = tmp_path / "split"
     save_split(split_small, split_dir)
+    saved_user_model(split_small, tmp_path / "user_model")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     straight, resumed = tmp_path / f"{case}-straight.json", tmp_path / f"{case}-resumed.json"
     checkpoints = tmp_path / "checkpoints"

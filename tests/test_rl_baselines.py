@@ -20,19 +20,19 @@ from imrl.data.split import Split
 from imrl.eval.online import TEST_SEED_OFFSET, make_simulator, measure_ctr, run_simulator
 from imrl.eval.ranking import evaluate
 from imrl.runs.run import run_offline, run_online, seed_everything
-from tests.conftest import small_split
+from tests.conftest import saved_user_model, small_split, user_model_environment
 from tests.rl_toy_env import PreferenceVectorEnv, mean_reward
 from tests.test_virtualtb import random_networks
 
 RL_BASELINES = ["deers", "kgrl", "tpgr", "pgpr"]
 
 # Tiny budgets and, where a method's published defaults learn too slowly for a budget of
-# seconds, a larger learning rate (TPGR's REINFORCE updates once per batch of episodes).
+# seconds, a larger learning rate.
 SHORT_EPISODES = {"n_envs": 32, "env": {"max_steps": 10}}
 OFFLINE_SETUP = {
-    "deers": ({"env_steps": 2048, "update_ratio": 1 / 16}, {**SHORT_EPISODES, "batch_size": 32}),
+    "deers": ({"env_steps": 4096, "update_ratio": 0.25}, {**SHORT_EPISODES, "batch_size": 32}),
     "kgrl": ({"env_steps": 2048, "update_ratio": 1 / 16}, {**SHORT_EPISODES, "batch_size": 32}),
-    "tpgr": ({"env_steps": 8192}, {**SHORT_EPISODES, "lr": 0.01, "episodes_per_update": 16}),
+    "tpgr": ({"env_steps": 8192}, {**SHORT_EPISODES, "lr": 0.003, "episodes_per_update": 16}),
     "pgpr": ({"env_steps": 2048}, {"n_envs": 32, "max_acts": 50, "kge_epochs": 3}),
 }
 ONLINE_PARAMS = {
@@ -68,13 +68,16 @@ def hand_split(item_categories=None) -> Split:
 def test_budget_takes_the_rl_keys_and_names_bad_values():
     # The budget is shared with other method families: their keys (epochs) are not ours.
     budget = rl_budget(RunContext(seed=0, budget={"env_steps": 10, "epochs": 3}))
-    assert budget == {"env_steps": 10, "update_ratio": 0.25}
+    assert budget == {"env_steps": 10, "update_ratio": 0.25, "validate_every": 500}
     for bad in (0, -1, 2.5, True, "10"):
         with pytest.raises(ValueError, match="'env_steps'"):
             rl_budget(RunContext(seed=0, budget={"env_steps": bad}))
     for bad in (-0.1, float("inf"), "1", None):
         with pytest.raises(ValueError, match="'update_ratio'"):
             rl_budget(RunContext(seed=0, budget={"update_ratio": bad}))
+    for bad in (0, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="'validate_every'"):
+            rl_budget(RunContext(seed=0, budget={"validate_every": bad}))
 
 
 def test_update_schedule_carries_fractions_over():
@@ -157,10 +160,14 @@ def test_knowledge_graph_stores_every_relation_both_ways():
 
 # ----------------------------------------------------------------------------- learning
 def offline_recall(name: str, split, seed: int, budget=None, params=None) -> float:
+    """Test recall@20 of `name` trained in the split's default environment (the user model)."""
     spec = registry.method(name)
     default_budget, default_params = OFFLINE_SETUP.get(name, ({}, {}))
-    method = spec.load()({**(params if params is not None else default_params)},
-                         RunContext(seed=seed, budget=budget if budget is not None else default_budget))
+    environment = user_model_environment(split) if spec.offline_env else None
+    discount = {"gamma": environment.gamma} if environment else {}
+    method = spec.load()({**discount, **(params if params is not None else default_params)},
+                         RunContext(seed=seed, budget=budget if budget is not None else default_budget,
+                                    environment=environment))
     method.fit(split)
     return evaluate(lambda users: method.score(users, "test"), split, "test", ks=(20,)).as_dict()["recall@20"]
 
@@ -175,11 +182,7 @@ def test_each_beats_random_offline_on_the_synthetic_dataset(name):
 
 @pytest.mark.parametrize("slate_size", [0, 3], ids=["one-item", "slate"])
 @pytest.mark.parametrize("name", RL_BASELINES)
-def test_each_online_agent_beats_random_on_a_small_vector_env(name, slate_size, request):
-    if name == "kgrl" and slate_size:
-        # Known: KGRL's actor ranks items by <mu(s), e_i> while its critic values each shown
-        # item; with slates of 3 the two disagree and it does not learn here (METHODS.md, KGRL).
-        request.applymarker(pytest.mark.xfail(strict=True, reason="KGRL does not learn slates here (METHODS.md)"))
+def test_each_online_agent_beats_random_on_a_small_vector_env(name, slate_size):
     cls = registry.method(name).load(registry.ONLINE)
     env = PreferenceVectorEnv(16, slate_size=slate_size)
     for seed in (0, 1):
@@ -268,20 +271,25 @@ def clicks_and_impressions(agent, simulator: str, simulator_params: dict, n_envs
 
 # RecSim and RecoGym in seconds: 256 training episodes of 32 users, a short horizon
 # (gamma 0: CTR is a per-step quantity) and larger learning rates than the papers'. RecSim
-# shows one document a step (slate 1: KGRL does not learn slates, METHODS.md; slates are
-# checked on the vector env); RecoGym has 5 products (CTR about 1.2-1.4%).
+# shows one document a step (slate 1; slates are checked on the vector env); RecoGym has 5
+# products (CTR about 1.2-1.4%).
 SIMULATOR_SETUP = {"recsim": {"slate_size": 1}, "recogym": {"num_products": 5}}
 SIMULATOR_PARAMS = {
     "deers": {"gamma": 0.0, "lr": 0.003, "epsilon_decay_steps": 600, "epsilon_end": 0.1},
     "kgrl": {"gamma": 0.0, "actor_lr": 0.003, "critic_lr": 0.003, "noise_std": 0.3},
-    "tpgr": {"gamma": 0.0, "lr": 0.02, "episodes_per_update": 4},
+    "tpgr": {"gamma": 0.0, "lr": 0.003, "episodes_per_update": 4},
     "pgpr": {"gamma": 0.0, "lr": 0.003, "episodes_per_update": 4},
 }
 
 
 @pytest.mark.parametrize("simulator", sorted(SIMULATOR_SETUP))
 @pytest.mark.parametrize("name", RL_BASELINES)
-def test_each_beats_random_on_recsim_and_recogym(name, simulator):
+def test_each_beats_random_on_recsim_and_recogym(name, simulator, request):
+    if (name, simulator) == ("kgrl", "recogym"):
+        # Known, a limit of the method as adapted (METHODS.md, KGRL): on RecoGym's 5 products
+        # the actor's ranking <mu(s), e_i> and the per-item critic agree on the top item for
+        # under a fifth of users, and the actor's choice clicks below random here.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="KGRL's actor and critic disagree on RecoGym"))
     # One-sided two-proportion z-test on the clicks pooled over two seeds, each method and
     # the random agent tested on the same 256 test episodes per seed: p < 0.01.
     simulator_params, n_envs = SIMULATOR_SETUP[simulator], 32
@@ -328,10 +336,13 @@ def test_runs_record_metrics_and_substitutes(tmp_path, split_small):
     for name in RL_BASELINES:
         job = {"method": OFFLINE_SETUP[name][1], "budget": {"env_steps": 256, "epochs": 2},   # epochs: not ours
                "evaluation": {"ks": [20]}}
-        record = run_offline("synthetic-small", name, 0, split_dir, job, tmp_path / f"{name}.json")
+        record = run_offline("synthetic-small", name, 0, split_dir, job, tmp_path / f"{name}.json",
+                             user_model_dir=saved_user_model(split_small, tmp_path / "user_model"))
         assert record["status"] == "ok", record["error"]
         assert 0.0 <= record["metrics"]["test"]["recall@20"] <= 1.0
         assert json.loads((tmp_path / f"{name}.json").read_text())["substitutes"] == record["substitutes"]
+        assert record["training"]["environment"]["kind"] == ("knowledge_graph" if name == "pgpr" else "user_model")
+        assert record["training"]["validation_selection"]["evaluations"]
         if name in ("kgrl", "pgpr"):
             assert any("pseudo-KG" in note for note in record["substitutes"])
     job = {"method": {}, "budget": {"update_ratio": 0.05}, "simulator": {"episodes": 4, "test_every": 2, "test_episodes": 4, "n_envs": 4,

@@ -233,9 +233,9 @@ def fetch(dataset: str, file_name: str, raw_dir: str | Path, options: Mapping[st
           retries: int = 4, backoff: float = 2.0, timeout: float = 60.0,
           progress: bool | None = None) -> dict[str, Any]:
     """Make ``raw_dir/file_name`` a verified copy of the registry's file: keep (after
-    verifying) a file already there, else copy the configured local path, else download
-    from the configured mirror and the registry's URLs in order. Returns the
-    verification record."""
+    verifying) a file already there, else copy the configured local path, else copy it
+    from the installed package that ships it, else download from the configured mirror
+    and the registry's URLs in order. Returns the verification record."""
     spec: RemoteFile = sources.remote_file(dataset, file_name)
     expected = sources.expected_checksums(spec, options)
     override = sources.file_override(options, file_name)
@@ -250,6 +250,12 @@ def fetch(dataset: str, file_name: str, raw_dir: str | Path, options: Mapping[st
         return check_existing(target, expected)
     if override.get("path"):
         return _copy_local(Path(override["path"]).expanduser(), target, expected)
+    if spec.package and not override.get("url"):
+        located = sources.package_file(spec)
+        if located is None:
+            raise DownloadError(f"{dataset}/{spec.name}: NOT AVAILABLE: {spec.package} is not in the installed "
+                                f"packages. {spec.manual}")
+        return _copy_local(located, target, expected)
 
     urls = ([override["url"]] if override.get("url") else []) + list(spec.urls)
     if not urls:

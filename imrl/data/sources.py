@@ -9,7 +9,9 @@ the sha256 of the first verified copy beside the file, and the user may pin a ha
 the config (``datasets.<name>.params.files.<file>.sha256``).
 
 A dataset can come in more than one layout (``variants``): Netflix from archive.org or
-Kaggle, Amazon as ratings-only CSV or 5-core JSON, and so on. ``roles`` tell a reader
+Kaggle, Amazon as ratings-only CSV or 5-core JSON, MovieLens-100K from GroupLens or as
+the RecBole atomic files shipped inside the ``recbole`` package (``package``: located in
+the installed package at fetch time, never imported), and so on. ``roles`` tell a reader
 where each logical input (``ratings``, ``movies`` ...) lives once the files are
 downloaded and their archives extracted (``data/raw/<dataset>/<archive>.extracted/``).
 
@@ -18,6 +20,7 @@ This module imports nothing heavy: the workflow reads it to plan downloads.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -64,6 +67,7 @@ class RemoteFile:
     inner: Mapping[str, Checksums] = field(default_factory=dict)  # archive member -> checksums
     optional: bool = False          # fetched only when the dataset's options ask for it
     manual: str = ""                # how to obtain it by hand
+    package: str = ""               # "<package>/<path>": a copy inside an installed Python package
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,11 @@ def _one(file: str, *candidates: str | None, optional: bool = False) -> tuple[Ro
 
 # --------------------------------------------------------------------------------------
 # MovieLens-20M
+_GROUPLENS_LICENCE = ("GroupLens usage licence: research use, acknowledge the source, no redistribution "
+                      "without permission, no commercial use.")
+_GROUPLENS_CITATION = ("F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: History and Context. "
+                       "ACM Transactions on Interactive Intelligent Systems 5(4), 19:1-19:19.")
+
 _ML20M_ZIP = RemoteFile(
     name="ml-20m.zip",
     urls=("https://files.grouplens.org/datasets/movielens/ml-20m.zip",),
@@ -122,15 +131,94 @@ ML_20M = Source(
     name="ml-20m",
     title="MovieLens 20M",
     homepage="https://grouplens.org/datasets/movielens/20m/",
-    licence="GroupLens usage licence: research use, acknowledge the source, no redistribution "
-            "without permission, no commercial use.",
-    citation="F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: History and Context. "
-             "ACM Transactions on Interactive Intelligent Systems 5(4), 19:1-19:19.",
+    licence=_GROUPLENS_LICENCE,
+    citation=_GROUPLENS_CITATION,
     variants={"grouplens": Variant(
         files=(_ML20M_ZIP,),
         roles={"ratings": _one("ml-20m.zip", "ml-20m/ratings.csv"),
                "movies": _one("ml-20m.zip", "ml-20m/movies.csv")},
         description="ml-20m.zip from GroupLens: ratings.csv + movies.csv (genres)")},
+    default_variant="grouplens",
+)
+
+# --------------------------------------------------------------------------------------
+# MovieLens-100K and MovieLens-1M: the field's small sanity datasets
+_RECBOLE_INSTALL = "pip install --no-deps recbole==1.2.1"
+
+
+def _grouplens_zip(name: str, md5: str, members: tuple[str, ...]) -> RemoteFile:
+    return RemoteFile(
+        name=f"{name}.zip",
+        urls=(f"https://files.grouplens.org/datasets/movielens/{name}.zip",),
+        checksums=Checksums(md5=md5),
+        checksum_source=PUBLISHER,
+        # Only the md5: with no network here, no copy was at hand to measure the size and sha256.
+        note=f"md5 of the publisher's {name}.zip.md5, transcribed from download code that checks it; "
+             f"size and sha256 not recorded",
+        archive=True,
+        extract_members=members,
+        manual=f"Download {name}.zip from https://grouplens.org/datasets/movielens/ and place it in data/raw/{name}/.",
+    )
+
+
+_ML100K_ZIP = _grouplens_zip("ml-100k", "0e33842e24a9c977be4e0107933c0723",
+                             ("ml-100k/u.data", "ml-100k/u.item", "ml-100k/u.user"))
+
+
+def _recbole_ml100k(suffix: str, size: int, sha256: str) -> RemoteFile:
+    return RemoteFile(
+        name=f"ml-100k.{suffix}", urls=(), checksums=Checksums(size=size, sha256=sha256),
+        checksum_source=THIRD_PARTY,
+        note="RecBole's conversion of ml-100k (u.data, u.item, u.user) to atomic files, shipped in the recbole "
+             "1.2.1 wheel; size and sha256 recorded from that wheel",
+        package=f"recbole/dataset_example/ml-100k/ml-100k.{suffix}",
+        manual=f"Install the recbole package ({_RECBOLE_INSTALL}), whose wheel holds "
+               f"dataset_example/ml-100k/ml-100k.{suffix}, or choose the grouplens variant.",
+    )
+
+
+_ML100K_ATOMIC = (
+    _recbole_ml100k("inter", 1_979_230, "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff"),
+    _recbole_ml100k("item", 66_632, "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532"),
+    _recbole_ml100k("user", 22_697, "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972"),
+)
+
+ML_100K = Source(
+    name="ml-100k",
+    title="MovieLens 100K",
+    homepage="https://grouplens.org/datasets/movielens/100k/",
+    licence=_GROUPLENS_LICENCE,
+    citation=_GROUPLENS_CITATION,
+    variants={
+        "grouplens": Variant(
+            files=(_ML100K_ZIP,),
+            roles={"ratings": _one(_ML100K_ZIP.name, "ml-100k/u.data"),
+                   "movies": _one(_ML100K_ZIP.name, "ml-100k/u.item"),
+                   "users": _one(_ML100K_ZIP.name, "ml-100k/u.user")},
+            description="ml-100k.zip from GroupLens: u.data + u.item (genre flags) + u.user (demographics)"),
+        "recbole": Variant(
+            files=_ML100K_ATOMIC,
+            roles={"inter": _one("ml-100k.inter"), "item": _one("ml-100k.item"), "user": _one("ml-100k.user")},
+            description="the same data as RecBole atomic files, from the installed recbole package (no download)"),
+    },
+    default_variant="grouplens",
+)
+
+_ML1M_ZIP = _grouplens_zip("ml-1m", "c4d9eecfca2ab87c1945afe126590906",
+                           ("ml-1m/ratings.dat", "ml-1m/movies.dat", "ml-1m/users.dat"))
+
+ML_1M = Source(
+    name="ml-1m",
+    title="MovieLens 1M",
+    homepage="https://grouplens.org/datasets/movielens/1m/",
+    licence=_GROUPLENS_LICENCE,
+    citation=_GROUPLENS_CITATION,
+    variants={"grouplens": Variant(
+        files=(_ML1M_ZIP,),
+        roles={"ratings": _one(_ML1M_ZIP.name, "ml-1m/ratings.dat"),
+               "movies": _one(_ML1M_ZIP.name, "ml-1m/movies.dat"),
+               "users": _one(_ML1M_ZIP.name, "ml-1m/users.dat")},
+        description="ml-1m.zip from GroupLens: ratings.dat + movies.dat (genres) + users.dat (demographics)")},
     default_variant="grouplens",
 )
 
@@ -391,8 +479,8 @@ VIRTUALTB = Source(
     default_variant="github",
 )
 
-SOURCES: dict[str, Source] = {s.name: s for s in (ML_20M, NETFLIX, AMAZON_CD, LIBRARYTHING, BOOK_CROSSING,
-                                                  GOODREADS, VIRTUALTB)}
+SOURCES: dict[str, Source] = {s.name: s for s in (ML_20M, ML_100K, ML_1M, NETFLIX, AMAZON_CD, LIBRARYTHING,
+                                                  BOOK_CROSSING, GOODREADS, VIRTUALTB)}
 
 
 # --------------------------------------------------------------------------------------
@@ -462,6 +550,33 @@ def expected_inner(spec: RemoteFile, options: Mapping[str, Any] | None = None) -
         return dict(spec.inner)
     return {member: Checksums.from_config(values or {}, f"params.files.{spec.name}.inner.{member}")
             for member, values in pins.items()}
+
+
+def package_file(spec: RemoteFile) -> Path | None:
+    """Where the installed package holds `spec` (its ``package`` path), found without
+    importing the package; None when the package or the file is not there."""
+    package, _, inner = spec.package.partition("/")
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        return None
+    path = Path(list(found.submodule_search_locations)[0]) / inner
+    return path if path.is_file() else None
+
+
+def unavailable(name: str, options: Mapping[str, Any] | None, raw_dir: str | Path) -> str | None:
+    """Why the configured variant cannot be had on this machine, or None. Only files
+    taken from an installed package are judged here (a download fails when it runs):
+    such a file is available when it is already in `raw_dir`, when the config gives a
+    local path or a mirror for it, or when the package holds it."""
+    if name not in SOURCES:
+        return None
+    for spec in files_needed(name, options):
+        override = file_override(options, spec.name)
+        if (spec.package and not (Path(raw_dir) / spec.name).exists() and not override.get("path")
+                and not override.get("url") and package_file(spec) is None):
+            package = spec.package.split("/")[0]
+            return f"{spec.name} comes from the installed {package} package, not found: {spec.manual}"
+    return None
 
 
 def extracted_dir(raw_dir: Path, file_name: str) -> Path:

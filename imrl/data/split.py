@@ -46,7 +46,14 @@ class Split:
         return getattr(self, name)
 
     def csr(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(indptr [n_users+1], items) of one part, items in interaction order."""
+        """(indptr [n_users+1], items) of one part, items in interaction order. Built when
+        first asked for, part by part: nothing reads the test part before it is needed."""
+        if name not in self._csr:
+            table = self.part(name)
+            counts = np.bincount(table["user"].to_numpy(), minlength=self.n_users)
+            indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+            np.cumsum(counts, out=indptr[1:])
+            self._csr[name] = (indptr, table["item"].to_numpy().astype(np.int64))
         return self._csr[name]
 
     def history(self, phase: str) -> tuple[np.ndarray, np.ndarray]:
@@ -59,14 +66,7 @@ class Split:
 
     @cached_property
     def _csr(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        out = {}
-        for name in PARTS:
-            table = self.part(name)
-            counts = np.bincount(table["user"].to_numpy(), minlength=self.n_users)
-            indptr = np.zeros(self.n_users + 1, dtype=np.int64)
-            np.cumsum(counts, out=indptr[1:])
-            out[name] = (indptr, table["item"].to_numpy().astype(np.int64))
-        return out
+        return {}
 
     @cached_property
     def _history(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:

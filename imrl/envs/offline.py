@@ -1,7 +1,10 @@
-"""The offline RL environment: a dataset split replayed as a gymnasium environment, after
-the DRR pattern (Liu et al., "Deep reinforcement learning based recommendation with
-explicit user-item interactions modeling", 2018), which the IMRL paper follows for its
-offline datasets (Section IV-A1, its reference [32]).
+"""Log replay: a dataset split replayed as a gymnasium environment, in the style of DRR
+(Liu et al., "Deep reinforcement learning based recommendation with explicit user-item
+interactions modeling", 2018). It is the named alternative (``environment: {kind:
+replay}``), not the IMRL paper's offline environment: the paper follows its reference
+[32] (Chen et al. 2019), a user model learned from the logs, which is
+``imrl.envs.user_model`` and the default. The spaces, observations, action interfaces and
+batched machinery below are shared by both.
 
 Episode. One user, drawn uniformly from ``users`` with the environment's RNG (or forced:
 ``reset(options={"user": u})``; the batched form takes ``{"users": [...]}``). The user's
@@ -200,20 +203,12 @@ class OfflineRecSetup:
         self.max_steps = _int_at_least("max_steps", max_steps)
         self.initial_items = _int_at_least("initial_items", self.history_len if initial_items is None else initial_items, 0)
         self.action_interface, self.observation = action_interface, observation
-        self.max_reward = self.slate_size
+        self.max_reward = float(self.slate_size)
         if self.initial_items > self.history_len:
             raise ValueError(f"initial_items ({self.initial_items}) must be at most history_len ({self.history_len})")
         if self.slate_size > self.n_items:
             raise ValueError(f"slate_size ({self.slate_size}) exceeds the number of items ({self.n_items})")
-        needed = self.initial_items + self.slate_size * self.max_steps
-        if action_interface == "continuous" and self.n_items < needed:
-            raise ValueError(f"the continuous interface needs n_items >= initial_items + slate_size * max_steps "
-                             f"= {needed} so that every slate can be filled with unshown items; split "
-                             f"{split.name!r} has {self.n_items} items: lower max_steps or slate_size")
-
-        self.initial_ptr, self.initial_item_ids, self.target_ptr, self.target_items = _episode_plan(split, self.initial_items)
-        self.n_targets = np.diff(self.target_ptr)
-        self.users = self._episode_users(users, split.name)
+        self.plan_episodes(split, users)
         self.item_embeddings = self._embedding_table(split, item_embeddings)
         #: E with one extra zero row at index n_items, the pad id: an empty slot embeds to zeros.
         self.padded_embeddings = np.vstack([self.item_embeddings, np.zeros((1, self.embedding_dim), np.float32)])
@@ -225,6 +220,17 @@ class OfflineRecSetup:
         else:
             self.action_space = spaces.Box(-1.0, 1.0, (self.embedding_dim,), np.float32)
 
+    def plan_episodes(self, split: Split, users: np.ndarray | None) -> None:
+        """Every user's initial items and targets, and the users episodes are drawn from."""
+        needed = self.initial_items + self.slate_size * self.max_steps
+        if self.action_interface == "continuous" and self.n_items < needed:
+            raise ValueError(f"the continuous interface needs n_items >= initial_items + slate_size * max_steps "
+                             f"= {needed} so that every slate can be filled with unshown items; split "
+                             f"{split.name!r} has {self.n_items} items: lower max_steps or slate_size")
+        self.initial_ptr, self.initial_item_ids, self.target_ptr, self.target_items = _episode_plan(split, self.initial_items)
+        self.n_targets = np.diff(self.target_ptr)
+        self.users = self._episode_users(users, split.name)
+
     def _episode_users(self, users: np.ndarray | None, where: str) -> np.ndarray:
         if users is None:
             users = np.flatnonzero(self.n_targets > 0)
@@ -235,7 +241,7 @@ class OfflineRecSetup:
         return self.check_users(users, where="users")
 
     def check_users(self, users: Any, where: str, count: int | None = None) -> np.ndarray:
-        """`users` as int64, each a valid id with at least one target."""
+        """`users` as int64, each a valid id with whom an episode can start."""
         users = np.asarray(users)
         if users.ndim != 1 or not np.issubdtype(users.dtype, np.integer) or len(users) == 0:
             raise ValueError(f"{where}: expected a non-empty 1-d array of integer user ids; got {users!r}")
@@ -244,11 +250,17 @@ class OfflineRecSetup:
         out_of_range = users[(users < 0) | (users >= self.n_users)]
         if len(out_of_range):
             raise ValueError(f"{where}: user ids {out_of_range[:5].tolist()} are outside [0, {self.n_users})")
-        empty = users[self.n_targets[users] == 0]
-        if len(empty):
-            raise ValueError(f"{where}: users {empty[:5].tolist()} have no train item left to discover "
-                             f"after their {self.initial_items} initial items")
+        unplayable = users[~self.playable(users)]
+        if len(unplayable):
+            raise ValueError(f"{where}: users {unplayable[:5].tolist()} {self.why_unplayable()}")
         return users.astype(np.int64)
+
+    def playable(self, users: np.ndarray) -> np.ndarray:
+        """bool per user: whether an episode can start with them."""
+        return self.n_targets[users] > 0
+
+    def why_unplayable(self) -> str:
+        return f"have no train item left to discover after their {self.initial_items} initial items"
 
     def _embedding_table(self, split: Split, table: np.ndarray | None) -> np.ndarray:
         if table is None:
@@ -390,7 +402,8 @@ class OfflineRecEnv(gym.Env):
         terminated = not self._targets
         truncated = self._steps >= setup.max_steps
         self._ended = terminated or truncated
-        info = {"user": self._user, "slate": slate, "hits": hits, "n_remaining": len(self._targets)}
+        info = {"user": self._user, "slate": slate, "hits": hits, "slot_rewards": hits.astype(np.float32),
+                "n_remaining": len(self._targets)}
         return self._observation(), float(hits.sum()), terminated, truncated, info
 
     def _best_unshown(self, action: np.ndarray) -> np.ndarray:
@@ -425,8 +438,12 @@ class BatchedOfflineRecEnv(VectorEnv):
                  max_steps: int = 50, initial_items: int | None = None, observation: str = "vector",
                  item_embeddings: np.ndarray | None = None, seed: int | None = None,
                  device: str | torch.device = "cpu"):
-        self.setup = setup = OfflineRecSetup(split, users, history_len, slate_size, action_interface, embedding_dim,
-                                             max_steps, initial_items, observation, item_embeddings)
+        self._allocate(OfflineRecSetup(split, users, history_len, slate_size, action_interface, embedding_dim,
+                                       max_steps, initial_items, observation, item_embeddings), num_envs, seed, device)
+
+    def _allocate(self, setup: OfflineRecSetup, num_envs: int, seed: int | None, device: str | torch.device) -> None:
+        """Spaces and the per-environment episode state, for `num_envs` copies of `setup`."""
+        self.setup = setup
         self.num_envs = _int_at_least("num_envs", num_envs)
         self.single_observation_space = setup.observation_space
         self.single_action_space = setup.action_space
@@ -449,6 +466,11 @@ class BatchedOfflineRecEnv(VectorEnv):
         self._remaining = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
         self._steps = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
         self._started = False
+
+    def available(self) -> torch.Tensor:
+        """bool [num_envs, n_items]: the items a slate may still earn something with (not
+        shown in the episode; not an initial or consumed item)."""
+        return self._shown_bias == 0
 
     @property
     def episode_users(self) -> np.ndarray:
@@ -473,13 +495,18 @@ class BatchedOfflineRecEnv(VectorEnv):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        if options and "users" in options:
-            users = self.setup.check_users(options["users"], where='options["users"]', count=self.num_envs)
-        else:
-            users = self._draw_users(self.num_envs)
-        self._start(np.arange(self.num_envs), users)
+        starts = self._forced_starts(options) if options else None
+        if starts is None:
+            starts = self._draw_starts(self.num_envs)
+        self._start(np.arange(self.num_envs), starts)
         self._started = True
-        return self._observation(), {"user": users.copy()}
+        return self._observation(), {"user": self.episode_users}
+
+    def _forced_starts(self, options: dict[str, Any]) -> np.ndarray | None:
+        """The episode starts `reset`'s options ask for (here: ``{"users": [...]}``), or None."""
+        if "users" not in options:
+            return None
+        return self.setup.check_users(options["users"], where='options["users"]', count=self.num_envs)
 
     def step(self, actions):
         if not self._started:
@@ -496,22 +523,29 @@ class BatchedOfflineRecEnv(VectorEnv):
         self._remaining -= rewards
         self._history = self._append(self._history, slate, hits)
         self._skipped = self._append(self._skipped, slate, first & ~hits)
+        hits_np = hits.cpu().numpy()
+        info = {"user": self.episode_users, "slate": slate.cpu().numpy(), "hits": hits_np,
+                "slot_rewards": hits_np.astype(np.float32), "n_remaining": self._remaining.cpu().numpy().copy()}
+        return self._end_step(rewards.to(torch.float32), self._remaining == 0, info)
+
+    def _end_step(self, rewards: torch.Tensor, terminated: torch.Tensor, info: dict[str, Any]):
+        """Count the step, truncate at max_steps, restart ended episodes in place (SAME_STEP
+        autoreset: ``info["final_obs"]``), and return gymnasium's step tuple."""
         self._steps += 1
-        terminated = (self._remaining == 0).cpu().numpy()
-        truncated = (self._steps >= setup.max_steps).cpu().numpy()
-        info = {"user": self.episode_users, "slate": slate.cpu().numpy(), "hits": hits.cpu().numpy(),
-                "n_remaining": self._remaining.cpu().numpy().copy()}
+        terminated = terminated.cpu().numpy()
+        truncated = (self._steps >= self.setup.max_steps).cpu().numpy()
         final_obs = self._observation()
         ended = terminated | truncated
         obs = final_obs
         if ended.any():
             rows = np.flatnonzero(ended)
-            self._start(rows, self._draw_users(len(rows)))
+            self._start(rows, self._draw_starts(len(rows)))
             obs = _with_rows(final_obs, rows, self._observation(torch.from_numpy(rows).to(self.device)))
         info["final_obs"], info["_final_obs"] = final_obs, ended
-        return obs, rewards.to(torch.float32).cpu().numpy(), terminated, truncated, info
+        return obs, rewards.cpu().numpy(), terminated, truncated, info
 
-    def _draw_users(self, count: int) -> np.ndarray:
+    def _draw_starts(self, count: int) -> np.ndarray:
+        """Where `count` new episodes start (here: their users, drawn uniformly)."""
         return self.setup.users[self.np_random.integers(len(self.setup.users), size=count)]
 
     def _start(self, rows: np.ndarray, users: np.ndarray) -> None:

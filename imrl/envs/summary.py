@@ -2,9 +2,12 @@
 (no item embedding table is computed): the workflow writes it beside each split as
 ``env.json`` so that a dataset's resulting environment can be read before any run.
 
-Episodes, targets and spaces follow ``imrl.envs.offline`` with its default settings
-(or those given): one episode per user with a train item left to discover after the
-initial items; the reward of a step is the number of hits in the slate (0..k).
+``environment`` says which environment the dataset's RL runs train in (its config) and,
+for the user model, its validation quality beside Popularity's (from the fitted model's
+``meta.json``). ``episodes`` describes log replay (``imrl.envs.offline``) with its
+default settings (or those given): one episode per user with a train item left to
+discover after the initial items; the reward of a step is the number of hits in the
+slate (0..k).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from imrl.data.interactions import NO_TIMESTAMP
 from imrl.data.split import Split
+from imrl.envs.environment import DEFAULTS
 from imrl.envs.offline import OfflineRecSetup, _episode_plan
 
 ENV_DEFAULTS = {name: p.default for name, p in inspect.signature(OfflineRecSetup.__init__).parameters.items()
@@ -43,7 +47,23 @@ def ordering(split: Split) -> dict[str, Any]:
                                                                        "previous row of the user in file order"}
 
 
-def environment_summary(split: Split, **settings: Any) -> dict[str, Any]:
+def _trained_in(config: dict[str, Any] | None, user_model_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """The environment the dataset's RL runs train in (its config), with the user model's quality."""
+    config = {**DEFAULTS, **(config or {})}
+    trained_in = {key: config.get(key) for key in ("kind", "gamma", "slate_size", "max_steps")}
+    if config["kind"] == "user_model":
+        meta = user_model_meta or {}
+        trained_in.update(reward="expected click of the slate, P(click | slate) in [0, 1], under the user model",
+                          episode_starts="a train prefix: a train row drawn uniformly, the user's items up to it",
+                          user_model={"settings": meta.get("settings"), "valid": meta.get("valid"),
+                                      "popularity_valid": meta.get("popularity_valid")})
+    else:
+        trained_in["reward"] = "hits: logged items of the user in the slate (see episodes)"
+    return trained_in
+
+
+def environment_summary(split: Split, environment: dict[str, Any] | None = None,
+                        user_model_meta: dict[str, Any] | None = None, **settings: Any) -> dict[str, Any]:
     env = {**ENV_DEFAULTS, **settings}
     unknown = sorted(set(settings) - set(ENV_DEFAULTS))
     if unknown:
@@ -56,11 +76,12 @@ def environment_summary(split: Split, **settings: Any) -> dict[str, Any]:
     categories = split.item_categories
     return {
         "dataset": split.name,
+        "environment": _trained_in(environment, user_model_meta),
         "settings": env,
         "users": split.n_users,
         "items": split.n_items,
         "interactions": {part: len(split.part(part)) for part in ("train", "valid", "test")},
-        "episodes": {"users_with_targets": int(playable.sum()), "users_without_targets": int((~playable).sum()),
+        "episodes": {"of": "log replay (environment kind replay)", "users_with_targets": int(playable.sum()), "users_without_targets": int((~playable).sum()),
                      "initial_items": _quantiles(np.diff(initial_ptr)[playable]),
                      "targets_per_episode": _quantiles(targets[playable])},
         "observation": {"vector_dim": env["history_len"] * env["embedding_dim"] + n_features,

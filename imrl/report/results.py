@@ -27,7 +27,7 @@ RUN_FILE = re.compile(r"^seed(0|[1-9]\d*)\.json$")
 BASE_COLUMNS = [
     "path", "dataset", "method", "seed", "setting", "status",
     "error_type", "error_message", "error_traceback",
-    "substitutes", "curve", "config",
+    "substitutes", "curve", "config", "environment",
 ]
 PROVENANCE_COLUMNS = [
     "git_commit", "git_dirty", "config_hash", "packages", "python", "platform",
@@ -99,6 +99,8 @@ def run_row(record: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
         "substitutes": list(record.get("substitutes", [])),
         "curve": record.get("curve"),
         "config": record["config"],
+        # The offline environment an RL run trained in ("user_model", "replay", ...); None otherwise.
+        "environment": ((record.get("training") or {}).get("environment") or {}).get("kind"),
     }
     row.update({name: provenance.get(name) for name in PROVENANCE_COLUMNS})
     row.update(flatten_metrics(record["metrics"]))

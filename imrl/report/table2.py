@@ -63,6 +63,7 @@ class Table2:
     notes: list[str]             # failure notes; a cell's "note" is its 1-based index here
     usual_seeds: int | None      # seeds per cell in most cells; others are marked
     not_available: list[str] = field(default_factory=list)  # named by the config, not implemented yet
+    environments: dict[str, list[str]] = field(default_factory=dict)  # dataset -> the RL runs' environments
 
 
 # ---------------------------------------------------------------------------- numbers
@@ -104,7 +105,14 @@ def build_table2(runs: pd.DataFrame, k: int = 20, datasets: Sequence[str] | None
     cells = cells.join(_significance(cells, per_seed))
     totals = [n for n in cells["n_ok"] + cells["n_failed"] if n > 0]
     usual = Counter(totals).most_common(1)[0][0] if totals else None
-    return Table2(cells, methods, datasets, k, notes, usual, list(not_available))
+    return Table2(cells, methods, datasets, k, notes, usual, list(not_available), _environments(offline, datasets))
+
+
+def _environments(offline: pd.DataFrame, datasets: Sequence[str]) -> dict[str, list[str]]:
+    """Per dataset, the offline environments its RL runs trained in (as their results say)."""
+    column = offline["environment"] if "environment" in offline else pd.Series(dtype=object)
+    found = {dataset: sorted(set(column[(offline["dataset"] == dataset) & column.notna()])) for dataset in datasets}
+    return {dataset: kinds for dataset, kinds in found.items() if kinds}
 
 
 def _metric_values(ok_runs: pd.DataFrame, name: str) -> np.ndarray:
@@ -233,6 +241,11 @@ def format_cell(cell: pd.Series, markup: Markup, usual_seeds: int | None) -> str
     return text
 
 
+ENVIRONMENT_NAMES = {"user_model": "the user model fitted on the train split (the paper's, its [32])",
+                     "replay": "log replay (DRR-style, not the paper's)",
+                     "knowledge_graph": "PGPR's own knowledge-graph walks"}
+
+
 def legend(table: Table2) -> list[str]:
     """Plain-text notes under the table: conventions that apply, then the failures."""
     cells = table.cells
@@ -250,6 +263,11 @@ def legend(table: Table2) -> list[str]:
         lines.append("± n/a: a single ok seed, so no standard deviation.")
     if ((cells["n_ok"] == 0) & (cells["n_failed"] == 0)).any():
         lines.append("–: no run.")
+    if table.environments:
+        lines.append("The offline RL runs trained in: " + "; ".join(
+            f"{dataset}: {', '.join(ENVIRONMENT_NAMES.get(kind, kind) for kind in kinds)}"
+            for dataset, kinds in table.environments.items())
+            + " (PROTOCOL.md, \"Offline environments\").")
     if table.not_available:
         lines.append("Named by the configuration but not available in this run (not implemented yet, or missing input), "
                      "so not run: " + ", ".join(table.not_available) + ".")

@@ -8,6 +8,7 @@ failure. The file appears atomically; the schema is checked before it is written
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shutil
 import time
@@ -23,6 +24,8 @@ from imrl.api import RunContext
 from imrl.checkpoint import SUFFIX as CHECKPOINT_SUFFIX
 from imrl.config import config_hash
 from imrl.data.split import PHASES, load_split
+from imrl.envs.environment import OfflineEnvironment
+from imrl.envs.user_model import load_user_model, read_meta
 from imrl.eval.online import run_simulator
 from imrl.eval.ranking import evaluate
 from imrl.io import atomic_write_json
@@ -58,7 +61,7 @@ def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any]
     record: dict[str, Any] = {
         "schema_version": 1, "dataset": dataset, "method": method, "seed": seed, "setting": setting,
         "status": "ok", "error": None, "metrics": {}, "n_users": {}, "curve": None, "substitutes": [],
-        "config": job,
+        "training": None, "config": job,
     }
     device, slot = "cpu", None
     resumed = checkpoint_dir is not None and any(Path(checkpoint_dir).glob(f"*{CHECKPOINT_SUFFIX}"))
@@ -71,7 +74,7 @@ def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any]
             seed_everything(seed)
             body(cls, {**spec.defaults, **job.get("method", {})}, ctx, record)
     except Exception as error:  # the record must say what failed, whatever it was
-        record.update(status="failed", metrics={}, n_users={}, curve=None, error={
+        record.update(status="failed", metrics={}, n_users={}, curve=None, training=None, error={
             "type": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()})
     record["provenance"] = provenance.collect(config_hash({"dataset": dataset, "method": method, **job}), device,
                                               started, time.perf_counter() - t0, resumed, slot)
@@ -82,18 +85,41 @@ def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any]
     return record
 
 
+def offline_environment(config: dict[str, Any] | None, user_model_dir: Path | None, split, device) -> tuple[
+        OfflineEnvironment, dict[str, Any]]:
+    """The dataset's offline environment (its config ``environment``) and what the results
+    record of it; the user model is read from `user_model_dir` (the workflow's artefact)."""
+    if OfflineEnvironment.kind_of(config) != "user_model":
+        return OfflineEnvironment.from_config(config), {}
+    if user_model_dir is None:
+        raise ValueError("the dataset's environment is user_model, but no fitted user model was given (--user-model)")
+    meta = read_meta(user_model_dir) if (Path(user_model_dir) / "meta.json").exists() else {}
+    environment = OfflineEnvironment.from_config(config, load_user_model(user_model_dir, split, device))
+    return environment, {"user_model_valid": meta.get("valid"), "popularity_valid": meta.get("popularity_valid")}
+
+
 def run_offline(dataset: str, method: str, seed: int, split_dir: Path, job: dict[str, Any], out: Path,
                 progress: bool = False, checkpoint_dir: Path | None = None,
-                checkpoint_every_s: float = 600.0) -> dict[str, Any]:
+                checkpoint_every_s: float = 600.0, user_model_dir: Path | None = None) -> dict[str, Any]:
     """Fit `method` on the split in `split_dir`, evaluate on valid and test, write `out`.
 
     `job` is the resolved configuration of this run: {"method": params, "dataset":
     dataset config, "evaluation": evaluation config, "budget": ...}; its hash goes into
-    the provenance."""
+    the provenance. A method that trains in the offline environment (the registry's
+    ``offline_env``) gets the dataset's (``job["dataset"]["environment"]``, with the user
+    model fitted in `user_model_dir`) and its discount ``gamma`` unless its own config sets one."""
     def body(cls: type, params: dict[str, Any], ctx: RunContext, record: dict[str, Any]) -> None:
         split = load_split(split_dir)
+        quality = {}
+        if registry.method(method).offline_env:
+            config = job.get("dataset", {}).get("environment")
+            environment, quality = offline_environment(config, user_model_dir, split, ctx.device)
+            ctx = dataclasses.replace(ctx, environment=environment)
+            if environment.gamma is not None and "gamma" not in job.get("method", {}):
+                params = {**params, "gamma": environment.gamma}
         model = cls(params, ctx)
         model.fit(split)
+        record["training"] = {**model.diagnostics, **quality} or None
         evaluation = job["evaluation"]
         for phase in PHASES:
             result = evaluate(lambda users, phase=phase: model.score(users, phase), split, phase,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Mapping
@@ -294,18 +295,26 @@ def block_lines(block: bytes | bytearray, first_line: int, encoding: str) -> Ite
 
 
 def csv_batches(path: Path, names: list[str], types: dict[str, pa.DataType], check: Callable[[str], str | None],
-                skip_lines: int = 0, delimiter: str = ",", encoding: str = "utf-8"
+                skip_lines: int = 0, delimiter: str = ",", encoding: str = "utf-8", quoted: bool = True
                 ) -> Iterator[tuple[pa.Table, tuple[int, bytearray]]]:
     """A well-formed delimited file, parsed by pyarrow one ~16 MB block at a time (so
     memory stays bounded). A parse or conversion failure becomes a FormatError naming
-    the first bad line (found by re-reading that block with `check`)."""
+    the first bad line (found by re-reading that block with `check`).
+
+    A delimiter of several characters (MovieLens-1M's ``::``) is turned into a tab
+    before parsing, since pyarrow splits on one character; a tab already in such a file
+    then fails the parse and is reported by `check`. `quoted`: whether ``"`` quotes
+    fields (RecBole's atomic files have no quoting)."""
+    multi = len(delimiter) > 1
     read = pacsv.ReadOptions(column_names=names, encoding=encoding, use_threads=False)
-    parse = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False, newlines_in_values=False)
+    parse = pacsv.ParseOptions(delimiter="\t" if multi else delimiter, quote_char='"' if quoted else False,
+                               ignore_empty_lines=False, newlines_in_values=False)
     convert = pacsv.ConvertOptions(column_types=types, null_values=[], strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
     for first_line, block in text_blocks(path, skip_lines):
+        text = block.replace(delimiter.encode(encoding), b"\t") if multi else block
         try:
-            table = pacsv.read_csv(pa.py_buffer(block), read_options=read, parse_options=parse,
+            table = pacsv.read_csv(pa.py_buffer(text), read_options=read, parse_options=parse,
                                    convert_options=convert)
         except pa.ArrowInvalid as err:
             raise (first_bad_line(block_lines(block, first_line, encoding), check, path)
@@ -335,6 +344,38 @@ def categories_from_names(names: list[str | None]) -> tuple[np.ndarray, list[str
     vocabulary = sorted({n for n in names if n})
     code = {n: i for i, n in enumerate(vocabulary)}
     return np.asarray([code.get(n, -1) if n else -1 for n in names], dtype=np.int32), vocabulary
+
+
+def feature_matrix(n_rows: int, numeric: Mapping[str, Any], tokens: Mapping[str, list[str | None]],
+                   top_values: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """User features [n_users, d] from per-user columns, and the name of each feature.
+
+    A numeric column is taken as given, a missing value (NaN) as 0 with a
+    ``<name>_missing`` flag column when any is missing. A token column is one-hot over
+    its values in sorted order (over the `top_values` most frequent, the rest sharing
+    ``<name>=(other)``, when set); a missing token (None) sets none of them."""
+    blocks, names = [np.zeros((n_rows, 0))], []
+    for name, values in numeric.items():
+        values = np.asarray(values, dtype=np.float64)
+        missing = np.isnan(values)
+        blocks.append(np.where(missing, 0.0, values)[:, None])
+        names.append(name)
+        if missing.any():
+            blocks.append(missing[:, None].astype(np.float64))
+            names.append(f"{name}_missing")
+    for name, values in tokens.items():
+        frequency = Counter(v for v in values if v is not None)
+        ranked = sorted(frequency, key=lambda v: (-frequency[v], v))
+        kept = sorted(ranked[:top_values])
+        column = {value: j for j, value in enumerate(kept)}
+        other = len(kept) if len(kept) < len(frequency) else None
+        one_hot = np.zeros((len(values), len(kept) + (other is not None)))
+        for row, value in enumerate(values):
+            if value is not None:
+                one_hot[row, column.get(value, other)] = 1.0
+        blocks.append(one_hot)
+        names += [f"{name}={value}" for value in kept] + ([f"{name}=(other)"] if other is not None else [])
+    return np.concatenate(blocks, axis=1).astype(np.float32), names
 
 
 def resolve_options(options: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str) -> dict[str, Any]:
