@@ -256,3 +256,17 @@ def test_outputs_are_written_whole(tmp_path):
     paths = table2_from_results(tmp_path / "runs", tmp_path / "reports")
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["table2.csv", "table2.md", "table2.tex"]
     assert paths["tex"].read_text().count("\\begin{tabular}") == paths["tex"].read_text().count("\\end{tabular}") == 1
+
+
+def test_legend_names_the_environment_each_datasets_rl_runs_trained_in(tmp_path):
+    for dataset, kind in (("synthetic", "user_model"), ("ml-100k", "replay")):
+        write_run(tmp_path, run_record(dataset, "popularity"))
+        for method, environment in (("imrl", kind), ("pgpr", "knowledge_graph")):
+            record = run_record(dataset, method)
+            record["training"] = {"environment": {"kind": environment}, "validation_selection": {}}
+            write_run(tmp_path, record)
+    paths = table2_from_results(tmp_path / "runs", tmp_path / "out")
+    legend = paths["md"].read_text()
+    assert ("synthetic: the user model fitted on the train split (the paper's, its \\[32\\]), PGPR's own "
+            "knowledge-graph walks") in legend
+    assert "ml-100k: log replay (DRR-style, not the paper's), PGPR's own knowledge-graph walks" in legend

@@ -24,9 +24,10 @@ from imrl.envs.offline import BatchedOfflineRecEnv
 from imrl.envs.user_model import BatchedUserModelEnv, UserModel
 
 KINDS = ("user_model", "replay")
-#: The environment config's defaults (config/schemas/config.schema.yaml documents each); the
-#: episode settings not given are each kind's own (user model: 10 steps; replay: 50).
+#: The environment config's defaults (config/schemas/config.schema.yaml documents each).
 DEFAULTS: dict[str, Any] = {"kind": "user_model", "gamma": 0.9}
+#: Each kind's episode settings where the config gives none (replay: its 50 steps of old).
+EPISODE_DEFAULTS = {"user_model": {"slate_size": 10, "max_steps": 10}, "replay": {"slate_size": 10, "max_steps": 50}}
 #: Arguments a method's ``env`` parameters may set in each kind.
 ARGUMENTS = {"user_model": ("slate_size", "max_steps"),
              "replay": ("history_len", "slate_size", "embedding_dim", "max_steps", "initial_items")}
@@ -55,7 +56,7 @@ class OfflineEnvironment:
     @classmethod
     def from_config(cls, config: dict[str, Any] | None, user_model: UserModel | None = None) -> OfflineEnvironment:
         config = {**DEFAULTS, **(config or {})}
-        settings = {key: config[key] for key in ("slate_size", "max_steps") if key in config}
+        settings = {key: config.get(key, default) for key, default in EPISODE_DEFAULTS[config["kind"]].items()}
         return cls(config["kind"], settings, config["gamma"], user_model if config["kind"] == "user_model" else None)
 
     def describe(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from imrl.data.interactions import NO_TIMESTAMP
 from imrl.data.split import Split
-from imrl.envs.environment import DEFAULTS
+from imrl.envs.environment import DEFAULTS, EPISODE_DEFAULTS
 from imrl.envs.offline import OfflineRecSetup, _episode_plan
 
 ENV_DEFAULTS = {name: p.default for name, p in inspect.signature(OfflineRecSetup.__init__).parameters.items()
@@ -50,7 +50,8 @@ def ordering(split: Split) -> dict[str, Any]:
 def _trained_in(config: dict[str, Any] | None, user_model_meta: dict[str, Any] | None) -> dict[str, Any]:
     """The environment the dataset's RL runs train in (its config), with the user model's quality."""
     config = {**DEFAULTS, **(config or {})}
-    trained_in = {key: config.get(key) for key in ("kind", "gamma", "slate_size", "max_steps")}
+    config = {**EPISODE_DEFAULTS[config["kind"]], **config}
+    trained_in = {key: config[key] for key in ("kind", "gamma", "slate_size", "max_steps")}
     if config["kind"] == "user_model":
         meta = user_model_meta or {}
         trained_in.update(reward="expected click of the slate, P(click | slate) in [0, 1], under the user model",

@@ -108,10 +108,18 @@ def build_table2(runs: pd.DataFrame, k: int = 20, datasets: Sequence[str] | None
     return Table2(cells, methods, datasets, k, notes, usual, list(not_available), _environments(offline, datasets))
 
 
+ENVIRONMENT_NAMES = {"user_model": "the user model fitted on the train split (the paper's, its [32])",
+                     "replay": "log replay (DRR-style, not the paper's)",
+                     "knowledge_graph": "PGPR's own knowledge-graph walks"}
+
+
 def _environments(offline: pd.DataFrame, datasets: Sequence[str]) -> dict[str, list[str]]:
     """Per dataset, the offline environments its RL runs trained in (as their results say)."""
     column = offline["environment"] if "environment" in offline else pd.Series(dtype=object)
-    found = {dataset: sorted(set(column[(offline["dataset"] == dataset) & column.notna()])) for dataset in datasets}
+    order = list(ENVIRONMENT_NAMES)
+    found = {dataset: sorted(set(column[(offline["dataset"] == dataset) & column.notna()]),
+                             key=lambda kind: (order.index(kind) if kind in order else len(order), kind))
+             for dataset in datasets}
     return {dataset: kinds for dataset, kinds in found.items() if kinds}
 
 
@@ -239,11 +247,6 @@ def format_cell(cell: pd.Series, markup: Markup, usual_seeds: int | None) -> str
     if pd.notna(cell["note"]):
         text += f" [{cell['note']}]"
     return text
-
-
-ENVIRONMENT_NAMES = {"user_model": "the user model fitted on the train split (the paper's, its [32])",
-                     "replay": "log replay (DRR-style, not the paper's)",
-                     "knowledge_graph": "PGPR's own knowledge-graph walks"}
 
 
 def legend(table: Table2) -> list[str]:

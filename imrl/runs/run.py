@@ -110,16 +110,19 @@ def run_offline(dataset: str, method: str, seed: int, split_dir: Path, job: dict
     model fitted in `user_model_dir`) and its discount ``gamma`` unless its own config sets one."""
     def body(cls: type, params: dict[str, Any], ctx: RunContext, record: dict[str, Any]) -> None:
         split = load_split(split_dir)
-        quality = {}
-        if registry.method(method).offline_env:
+        in_environment = registry.method(method).offline_env
+        notes = {}
+        if in_environment:
             config = job.get("dataset", {}).get("environment")
-            environment, quality = offline_environment(config, user_model_dir, split, ctx.device)
+            environment, notes = offline_environment(config, user_model_dir, split, ctx.device)
             ctx = dataclasses.replace(ctx, environment=environment)
             if environment.gamma is not None and "gamma" not in job.get("method", {}):
                 params = {**params, "gamma": environment.gamma}
         model = cls(params, ctx)
         model.fit(split)
-        record["training"] = {**model.diagnostics, **quality} or None
+        if in_environment:   # the discount the method used: its own config's, or the environment's
+            notes["gamma"] = model.params.get("gamma")
+        record["training"] = {**model.diagnostics, **notes} or None
         evaluation = job["evaluation"]
         for phase in PHASES:
             result = evaluate(lambda users, phase=phase: model.score(users, phase), split, phase,
