@@ -1,8 +1,8 @@
 """What the supervised sequential baselines share, and nothing else: left-padded item
 windows cut from a Split's CSR arrays, training examples as index arithmetic on those
 arrays, and one training loop (Adam, early stopping on the validation split, best
-weights restored) that takes its seed, device, budget and progress bar from the run
-context. Each method file (sasrec, stamp, casr, causerec, cocorec) holds its network, its
+weights restored by the selection every RL method uses too, imrl/eval/selection.py)
+that takes its seed, device, budget and progress bar from the run context. Each method file (sasrec, stamp, casr, causerec, cocorec) holds its network, its
 loss and its scoring, and reads top to bottom.
 
 Token convention: token = item id + 1, token 0 = padding. Scores cover tokens 1..n_items
@@ -24,6 +24,7 @@ from imrl.api import Method, OfflineMethod, RunContext
 from imrl.checkpoint import Checkpointer
 from imrl.data.split import Split
 from imrl.eval.ranking import evaluate
+from imrl.eval.selection import ValidationSelection
 
 PAD = 0
 
@@ -177,13 +178,16 @@ class SequentialRecommender(OfflineMethod):
         checkpoint = Checkpointer(self.ctx, f"offline-{type(self).__name__}")
         saved = checkpoint.restore()
         if saved is None:
-            loop = {"epoch": 0, "best": -np.inf, "best_state": copy.deepcopy(self.model.state_dict()), "waited": 0,
+            # The initial weights stay if no epoch validates (a NaN metric, no epoch at all).
+            selection = ValidationSelection(every=1, metric=hp["valid_metric"],
+                                            best_state=copy.deepcopy(self.model.state_dict()))
+            loop = {"epoch": 0, "selection": selection,
                     "optimiser": torch.optim.Adam(self.model.parameters(), lr=hp["lr"], betas=tuple(hp["adam_betas"])),
                     "shuffle": self.ctx.generator(offset=1)}
         else:
             loop = saved["loop"]
             vars(self).update(saved["method"])
-        model, optimiser = self.model, loop["optimiser"]
+        model, optimiser, selection = self.model, loop["optimiser"], loop["selection"]
         bar = tqdm(range(loop["epoch"], self.max_epochs), desc=type(self).__name__, disable=not self.ctx.progress)
         for epoch in bar:
             started = time.perf_counter()
@@ -205,19 +209,17 @@ class SequentialRecommender(OfflineMethod):
                                    "train_seconds": train_seconds})
             bar.set_postfix(loss=f"{total / max(n_batches, 1):.4f}", **{hp["valid_metric"]: f"{metric:.4f}"})
             loop["epoch"] = epoch + 1
-            if metric > loop["best"]:
-                loop.update(best=metric, best_state=copy.deepcopy(model.state_dict()), waited=0)
-            else:
-                loop["waited"] += 1
-                if loop["waited"] >= hp["patience"]:
-                    break
+            selection.record(loop["epoch"], metric, lambda: copy.deepcopy(model.state_dict()))
+            if loop["epoch"] - selection.best_updates >= hp["patience"]:   # epochs since the best
+                break
             if loop["epoch"] < self.max_epochs and checkpoint.due():
                 checkpoint.save({"where": f"epoch {loop['epoch']} of {self.max_epochs}", "loop": loop,
                                  "method": self.training_state()})
-        model.load_state_dict(loop["best_state"])
+        model.load_state_dict(selection.best_state)
+        self.diagnostics = {"validation_selection": selection.summary()}
         self.refresh()
         self.ctx.log(f"{type(self).__name__}: {len(self.train_log)} epochs, "
-                     f"best valid {hp['valid_metric']} {loop['best']:.4f}")
+                     f"best valid {hp['valid_metric']} {selection.best:.4f}")
 
     def training_state(self) -> dict[str, Any]:
         """What training changes in the method's attributes (the model, logs, memories,

@@ -2,7 +2,7 @@
 # data.smk's `split`; then the environment metadata and Table I. Which files a dataset
 # needs, and where from, is imrl/data/sources.py; the config's `params` choose the
 # variant, switch on optional side information and override URLs, paths or checksums.
-#   snakemake --configfile config/paper.yaml data/processed/ml-20m/split/env.json
+#   snakemake data/processed/ml-20m/split/env.json --configfile config/paper.yaml
 from imrl.data import sources as raw_sources
 
 RAW_DATASETS = [d for d in DATASETS if d in raw_sources.SOURCES]
