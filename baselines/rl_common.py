@@ -191,7 +191,8 @@ class OfflineData:
                                          **env_params)
         setup = self.env.setup
         self.n_items, self.slate_size, self.history_len = split.n_items, setup.slate_size, setup.history_len
-        #: The environment's item embedding table E [n_items, d] (SVD of the training interactions).
+        #: The environment's item embedding table E [n_items, d] (the user model's item
+        #: embeddings; on replay, an SVD of the training interactions).
         self.item_vectors = torch.from_numpy(self.env.setup.item_embeddings).to(ctx.device)
         features = self.env.setup.user_features
         self.user_features = None if features is None else torch.from_numpy(features).to(ctx.device)
@@ -236,10 +237,9 @@ def train_offline(learner: Learner, data: OfflineData, budget: dict[str, float],
     at the end; imrl/eval/selection.py); the learner (a resumed run's is the restored one)
     with that policy loaded, the statistics and the selection. Items the environment would
     not credit (shown in the episode, or consumed: ``env.available()``) are not offered;
-    every slot's
-    reward is the environment's ``slot_rewards`` (its hit on replay, its click probability
-    under the user model). With a `checkpoint`, the loop saves its state between steps when
-    a save is due and resumes from the last save."""
+    every slot's reward is the environment's ``slot_rewards`` (its hit on replay, its click
+    probability under the user model). With a `checkpoint`, the loop saves its state
+    between steps when a save is due and resumes from the last save."""
     env, start = data.env, time.perf_counter()
     total_steps = math.ceil(budget["env_steps"] / env.num_envs)
     saved = checkpoint.restore() if checkpoint is not None else None

@@ -326,7 +326,8 @@ class IMRL(OfflineMethod):
     ranks with the deterministic policy, the one with the best validation recall@20 among
     those seen every ``validate_every`` updates (imrl/eval/selection.py).
     ``params["env"]`` are the environment's arguments (imrl/envs/environment.py). Its
-    defaults are OFFLINE_DEFAULTS: smaller init_alpha, tau and beta than the online agent's."""
+    defaults are OFFLINE_DEFAULTS: smaller init_alpha, tau, beta and sigma than the online
+    agent's, and a reward tolerance for counterfactual pairs."""
 
     defaults = OFFLINE_DEFAULTS
 
