@@ -16,7 +16,8 @@ environment, so it is measured once per budget (its "user_model" row).
 
     python bench/imrl_learning.py [--split DIR] [--seeds 0 1 2] [--scale 1 4]
 
-One seed of the synthetic default takes about 25 minutes on one thread.
+One seed of the synthetic default took 54 minutes on one thread of a loaded 2-core machine
+(most of it the 4x budgets; DEERS the slowest); `--scale 1` takes about a quarter of that.
 """
 
 from __future__ import annotations
