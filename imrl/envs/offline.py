@@ -508,14 +508,17 @@ class BatchedOfflineRecEnv(VectorEnv):
             return None
         return self.setup.check_users(options["users"], where='options["users"]', count=self.num_envs)
 
-    def step(self, actions):
+    def _slates(self, actions) -> torch.Tensor:
+        """The slates [num_envs, k] that `actions` show: the item ids, or a continuous
+        action's best unshown items."""
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        setup = self.setup
-        actions = torch.from_numpy(setup.check_action(actions, (self.num_envs,))).to(self.device)
-        slate = actions if setup.action_interface == "discrete" else self._best_unshown(actions)
-        same = slate[:, :, None] == slate[:, None, :]   # [env, slot j, slot i]
-        first = ~same.tril(diagonal=-1).any(dim=2)      # no earlier slot i < j holds the item
+        actions = torch.from_numpy(self.setup.check_action(actions, (self.num_envs,))).to(self.device)
+        return actions if self.setup.action_interface == "discrete" else self._best_unshown(actions)
+
+    def step(self, actions):
+        slate = self._slates(actions)
+        first = first_in_slate(slate)
         hits = self._targets.gather(1, slate) & first
         rewards = hits.sum(dim=1)
         self._targets.scatter_(1, slate, False)          # hits are consumed; the rest were no targets
@@ -597,6 +600,12 @@ class BatchedOfflineRecEnv(VectorEnv):
         if self._features is not None:
             parts.append(self._features.index_select(0, user))
         return torch.cat(parts, dim=1).cpu().numpy()
+
+
+def first_in_slate(slate: torch.Tensor) -> torch.Tensor:
+    """bool [B, k]: slot j holds an item that no earlier slot of its slate holds."""
+    same = slate[:, :, None] == slate[:, None, :]   # [env, slot j, slot i]
+    return ~same.tril(diagonal=-1).any(dim=2)
 
 
 def _lowest_ids_first(scores: torch.Tensor, boundary: torch.Tensor, k: int) -> torch.Tensor:

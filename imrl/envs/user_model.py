@@ -57,7 +57,7 @@ import torch
 from torch import Tensor, nn
 
 from imrl.data.split import Split
-from imrl.envs.offline import BatchedOfflineRecEnv, OfflineRecSetup, last_items
+from imrl.envs.offline import BatchedOfflineRecEnv, OfflineRecSetup, first_in_slate, last_items
 from imrl.eval.ranking import evaluate
 from imrl.io import atomic_path, atomic_write_json
 
@@ -328,23 +328,20 @@ class BatchedUserModelEnv(BatchedOfflineRecEnv):
         features = None if self._features is None else self._features.index_select(0, self._user)
         utilities = self.model.utilities(self._history, features)
         no_click = utilities.logsumexp(dim=1, keepdim=True)                       # u(s, 0)
-        repeat = (slate[:, :, None] == slate[:, None, :]).tril(diagonal=-1).any(dim=2)
-        logits = utilities.gather(1, slate).masked_fill(repeat | self._consumed.gather(1, slate), -torch.inf)
+        clickable = first_in_slate(slate) & ~self._consumed.gather(1, slate)
+        logits = utilities.gather(1, slate).masked_fill(~clickable, -torch.inf)
         return torch.softmax(torch.cat([no_click, logits], dim=1), dim=1)[:, 1:]
 
     def step(self, actions):
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
         setup = self.setup
-        actions = torch.from_numpy(setup.check_action(actions, (self.num_envs,))).to(self.device)
-        slate = actions if setup.action_interface == "discrete" else self._best_unshown(actions)
+        slate = self._slates(actions)
         probabilities = self.click_probabilities(slate)
         rewards = probabilities.sum(dim=1)                                        # P(click | A)
         # The click: slot j when the draw falls in its share of the cumulative distribution.
         draws = torch.from_numpy(self.np_random.random(self.num_envs)).to(self.device, probabilities.dtype)
         slot = (probabilities.cumsum(dim=1) <= draws[:, None]).sum(dim=1)         # k: no click
         clicks = nn.functional.one_hot(slot, setup.slate_size + 1)[:, :-1].bool() & (probabilities > 0)
-        first = ~(slate[:, :, None] == slate[:, None, :]).tril(diagonal=-1).any(dim=2)
+        first = first_in_slate(slate)
         self._consumed |= torch.zeros_like(self._consumed).scatter_(1, slate, clicks)
         self._shown_bias.scatter_(1, slate, -torch.inf)
         self._history = self._append(self._history, slate, clicks)
