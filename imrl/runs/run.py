@@ -93,9 +93,9 @@ def offline_environment(config: dict[str, Any] | None, user_model_dir: Path | No
         return OfflineEnvironment.from_config(config), {}
     if user_model_dir is None:
         raise ValueError("the dataset's environment is user_model, but no fitted user model was given (--user-model)")
-    meta = read_meta(user_model_dir) if (Path(user_model_dir) / "meta.json").exists() else {}
     environment = OfflineEnvironment.from_config(config, load_user_model(user_model_dir, split, device))
-    return environment, {"user_model_valid": meta.get("valid"), "popularity_valid": meta.get("popularity_valid")}
+    meta = read_meta(user_model_dir)   # present: load_user_model requires it
+    return environment, {"user_model_valid": meta["valid"], "popularity_valid": meta["popularity_valid"]}
 
 
 def run_offline(dataset: str, method: str, seed: int, split_dir: Path, job: dict[str, Any], out: Path,
