@@ -29,6 +29,9 @@ The paper, read top to bottom in ``BalancedTree``, ``TreePolicy`` and ``TPGRLear
 Adaptations (METHODS.md, "RL baselines"):
 - Slates: k items drawn one after another without replacement (availability updated
   after each); the slate's log-probability is the sum over its slots.
+- Baseline: offline, each slot's return less its slate's mean (the slate shares the
+  state; the reference code's per-user standardisation over 16 episodes of one user has
+  no counterpart where episodes start at random train prefixes).
 - Item vectors: the offline environment's item embeddings (an SVD of the training
   interactions, i.e. PCA-like rating vectors); the recurrent input is the skipped then
   the positive window (the environment keeps them apart, so their interleaving is lost),
@@ -59,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "gamma": 0.6,                 # the reference code's DISCOUNT_FACTOR
     "entropy_factor": 5.0,        # the reference code's ENTROPY_FACTOR
     "l2": 1e-5,                   # the reference code's L2_FACTOR
-    "episodes_per_update": 16,    # finished episodes per batch (the reference code's SAMPLE_EPISODES_PER_BATCH)
+    "episodes_per_update": 16,    # episodes per Adam step (the reference code's SAMPLE_EPISODES_PER_BATCH)
     **SHARED_DEFAULTS,            # env (offline environment arguments), n_envs, dim (online item embeddings)
 }
 
@@ -226,8 +229,11 @@ class TreePolicy(nn.Module):
 
 class TPGRLearner(Learner):
     def __init__(self, tree: BalancedTree, slate_size: int, feature_dim: int, dim: int, params: dict[str, Any],
-                 device: torch.device, item_vectors: Tensor | None = None):
+                 device: torch.device, item_vectors: Tensor | None = None, slate_baseline: bool = False):
         self.n_items, self.slate_size, self.params = tree.n_items, slate_size, params
+        #: Whether a slot's return less its slate's mean is its advantage: where each slot
+        #: earns its own reward (the offline environment), not a share of the step's.
+        self.slate_baseline = slate_baseline
         self.policy = TreePolicy(tree, dim, params["hidden"], feature_dim, item_vectors).to(device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=params["lr"], weight_decay=params["l2"])
         self.episodes = EpisodeBuffer(params["gamma"])
@@ -251,16 +257,26 @@ class TPGRLearner(Learner):
         self.episode_step = torch.where(terminated | truncated, 0, self.episode_step + 1)
 
     def update(self) -> dict[str, float]:
-        """One REINFORCE step on one time step of the last batch of finished episodes (the
-        reference code's TPGR.train: an Adam step per time step); a new batch replaces
-        the steps left of the last one, in a random order of its time steps."""
+        """One REINFORCE step on `episodes_per_update` episodes of the last batch of
+        finished episodes, at one time step (the reference code's TPGR.train: an Adam step
+        per time step of a batch of episodes; a batch of more finished episodes, as when
+        all n_envs users end together, is cut into groups of `episodes_per_update`).
+        Returns (less the slate's mean with `slate_baseline`) are standardised over the
+        batch (METHODS.md, "TPGR"). A new batch replaces the steps left of the last one;
+        the steps run in a random order."""
         p = self.params
         if self.episodes.n_complete >= p["episodes_per_update"]:
             data, returns = self.episodes.pop_complete()
+            if self.slate_baseline:   # a slate's mean slot return: the state's baseline
+                returns = returns - returns.mean(1, keepdim=True)
             advantages = (returns - returns.mean()) / (returns.std() + 1e-8) if returns.numel() > 1 else returns * 0
-            steps = data["step"].unique()
-            self.steps_left = [({key: value[data["step"] == t] for key, value in data.items()},
-                                advantages[data["step"] == t]) for t in steps[torch.randperm(len(steps))]]
+            self.steps_left = []
+            for t in data["step"].unique():
+                rows = torch.nonzero(data["step"] == t).squeeze(1)
+                rows = rows[torch.randperm(len(rows), device=rows.device)]
+                self.steps_left += [({key: value[chunk] for key, value in data.items()}, advantages[chunk])
+                                    for chunk in rows.split(p["episodes_per_update"])]
+            self.steps_left = [self.steps_left[i] for i in torch.randperm(len(self.steps_left)).tolist()]
         if not self.steps_left:
             return {}
         data, advantages = self.steps_left.pop()
@@ -288,7 +304,7 @@ class TPGR(RLOfflineMethod):
         vectors = self.data.item_vectors
         self.tree = BalancedTree(split.n_items, self.params["child_num"], vectors.cpu().numpy().astype(np.float64))
         return TPGRLearner(self.tree, self.data.slate_size, self.data.feature_dim, self.data.item_vectors.shape[1],
-                           self.params, self.ctx.device, vectors)
+                           self.params, self.ctx.device, vectors, slate_baseline=True)
 
 
 class TPGRAgent(RLOnlineAgent):

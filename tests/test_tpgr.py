@@ -143,8 +143,33 @@ def test_a_batch_of_episodes_gives_one_step_per_time_step_each_on_that_step_of_e
     results = [learner.update() for _ in range(4)]
     assert [bool(result) for result in results] == [True, True, True, False]
     assert not torch.equal(before, learner.policy.biases)
-    # Each step learns from one time step of all four episodes, each time step once.
-    assert sorted(next(t for t, slate in enumerate(slates) if torch.equal(slate, batch)) for batch in seen) == [0, 1, 2]
+    # Each step learns from one time step of all four episodes (rows in any order), each time step once.
+    def rows(slate):
+        return sorted(map(tuple, slate.tolist()))
+    assert sorted(next(t for t, slate in enumerate(slates) if rows(slate) == rows(batch)) for batch in seen) == [0, 1, 2]
+
+
+def test_a_larger_batch_is_cut_into_steps_of_episodes_per_update_and_slots_compete_within_their_slate():
+    # Eight users end together, episodes of two steps, 4 episodes per step: each time step
+    # of the batch gives two Adam steps, on disjoint halves of the eight episodes. Each
+    # slot's advantage is its return less its slate's mean (the state's baseline), so a
+    # slate's advantages sum to zero.
+    tree = make_tree(30, 3, "pca")
+    torch.manual_seed(0)
+    learner = TPGRLearner(tree, 3, 0, 8, {**DEFAULTS, "episodes_per_update": 4, "hidden": 5}, torch.device("cpu"),
+                          torch.randn(30, 8), slate_baseline=True)
+    pad = torch.full((8, 3), 30)
+    for step in range(2):
+        context = Context(pad, pad, None)
+        slate = learner.act(context, None, explore=True)
+        learner.observe(context, slate, torch.rand(8, 3), context, torch.full((8,), step == 1),
+                        torch.zeros(8, dtype=torch.bool))
+    assert learner.update()
+    steps = [*learner.steps_left]   # the three steps left after the first
+    assert len(steps) == 3 and all(len(advantages) == 4 for _, advantages in steps)
+    for _, advantages in steps:
+        assert torch.allclose(advantages.sum(1), torch.zeros(4), atol=1e-5)
+        assert advantages.abs().sum() > 0
 
 
 def test_the_default_budget_gives_tpgr_many_gradient_steps(split_small):
