@@ -269,7 +269,7 @@ class PGPR(OfflineMethod):
         nodes = np.arange(offset, offset + self.graph.counts["user"])
         users = torch.from_numpy(nodes[indptr[nodes + 1] > indptr[nodes]]).to(device)   # users with a purchase
         walks = max(1, math.ceil(budget["env_steps"] / (p["n_envs"] * p["max_path_len"])))
-        checkpoint = Checkpointer(self.ctx, "offline-PGPR")
+        checkpoint = Checkpointer(self.ctx, "offline", type(self))
         saved = checkpoint.restore()
         if saved is None:
             loop = {"batch": 0, "stats": TrainingStats(), "total_reward": 0.0, "policy": self.policy,

@@ -286,7 +286,7 @@ class RLOfflineMethod(OfflineMethod, ABC):
         self.data = OfflineData(split, self.params["env"], self.params["n_envs"], self.ctx)
         self.learner, self.training, selection = train_offline(
             self.make_learner(split), self.data, self.budget, self.ctx.seed,
-            Checkpointer(self.ctx, f"offline-{type(self).__name__}"))
+            Checkpointer(self.ctx, "offline", type(self)))
         self.diagnostics = {"environment": self.data.environment.describe(),
                             "validation_selection": selection.summary()}
 

@@ -138,6 +138,7 @@ class UnseenItemSampler:
 
 class SASRec(SequentialRecommender):
     defaults = DEFAULTS
+    param_schema = {"max_len": {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}]}}   # for the config check
     example_mode = "sequence"
 
     def build(self, split: Split) -> nn.Module:

@@ -175,7 +175,7 @@ class SequentialRecommender(OfflineMethod):
         early stopping; the best epoch's weights are restored. Between epochs the loop
         saves its state when a checkpoint is due and resumes from the last save."""
         hp = self.params
-        checkpoint = Checkpointer(self.ctx, f"offline-{type(self).__name__}")
+        checkpoint = Checkpointer(self.ctx, "offline", type(self))
         saved = checkpoint.restore()
         if saved is None:
             # The initial weights stay if no epoch validates (a NaN metric, no epoch at all).

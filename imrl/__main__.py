@@ -124,13 +124,16 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     build_reports(args.results, args.out, args.config, reported=args.reported, submissions=args.submissions,
-                  leaderboard_csv=args.leaderboard_csv)
+                  leaderboard_csv=args.leaderboard_csv, max_submission_bytes=args.max_submission_bytes)
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
     from imrl import config
 
-    config.load(args.config)
+    try:
+        config.load(args.config)
+    except config.ConfigError as error:
+        sys.exit(str(error))
     print(f"{args.config}: valid")
 
 
@@ -224,11 +227,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="reports directory")
     p.add_argument("--config", type=_json, required=True,
                    help="report config (JSON): name, datasets and methods in order, simulators, online_methods, "
-                        "table_k, not_available")
+                        "seeds, table_k, not_available; only the runs of these datasets, methods and seeds are read")
     p.add_argument("--reported", type=Path, help="the paper's Table II CSV (default: beside --results, "
                    "reported/imrl-paper-table2.csv)")
     p.add_argument("--submissions", type=Path, help="leaderboard submissions (default: beside --results, submissions/)")
     p.add_argument("--leaderboard-csv", type=Path, help="default: beside --results, leaderboard.csv")
+    p.add_argument("--max-submission-bytes", type=int, metavar="BYTES",
+                   help="a larger submission file is rejected (default 1 MB: 1000000)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("check-config", help="validate a workflow config file")

@@ -36,6 +36,11 @@ class RunContext:
     checkpoint_dir: Path | None = None
     checkpoint_every_s: float = 600.0                        # wall time between saves (imrl/checkpoint.py)
     progress: bool = False                                   # show progress bars
+    #: The hash of the run's configuration (imrl/runs/run.py): a checkpoint saved under
+    #: another is not resumed (imrl/checkpoint.py).
+    config_hash: str | None = None
+    #: Where the run resumed from a checkpoint (imrl/checkpoint.py appends); empty: it started fresh.
+    resumes: list[str] = field(default_factory=list)
     #: The offline environment RL methods train in (the dataset's config; None: log replay).
     environment: OfflineEnvironment | None = None
     log: Callable[[str], None] = print
@@ -53,9 +58,14 @@ class RunContext:
 class Method:
     """Shared by both interfaces: hyper-parameters, context, side-information labels."""
 
-    #: The method's hyper-parameters and their defaults. When a class defines it, the
-    #: config's values are merged over it and an unknown key is an error naming it.
+    #: The method's hyper-parameters and their defaults; required of every registered
+    #: method (imrl/config.py checks the config against it when the workflow starts: an
+    #: unknown key, or a value of another type than its default's, stops it). The
+    #: config's values are merged over it; an unknown key is an error naming it.
     defaults: ClassVar[dict[str, Any] | None] = None
+    #: JSON schemas of single keys where the default's type does not say enough (a key
+    #: that takes an integer or "auto", one whose default is None).
+    param_schema: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, params: dict[str, Any], ctx: RunContext):
         if self.defaults is not None:

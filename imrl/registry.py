@@ -6,8 +6,13 @@ target means "named by the paper, not implemented yet": the config accepts it an
 dry run reports it as not available.
 
 Adding a method: write one module (``baselines/<name>.py`` subclassing
-``imrl.api.OfflineMethod`` and/or ``OnlineAgent``), add one ``MethodSpec`` line
-below, and one entry under ``methods:`` in the config.
+``imrl.api.OfflineMethod`` and/or ``OnlineAgent``, with its ``defaults``), add one
+``MethodSpec`` line below, and one entry under ``methods:`` in the config (README.md,
+"Adding a method").
+
+This file is not an input of any job: a run depends on its own method's entry
+(``MethodSpec.run_entry``, a parameter of its rule), so adding a method, editing one
+entry or a comment here reruns only what it changes.
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ class MethodSpec:
     @property
     def available(self) -> bool:
         return self.target is not None
+
+    def run_entry(self, setting: str) -> dict[str, Any]:
+        """What of this entry a run in `setting` depends on (the workflow passes it as a
+        parameter of the run, so that a change reruns this method's runs and no others)."""
+        target = self.online_target if setting == ONLINE and self.online_target else self.target
+        return {"target": target, "defaults": self.defaults, "gpu": self.gpu, "offline_env": self.offline_env}
 
     @property
     def module(self) -> str:
@@ -140,7 +151,8 @@ def _module_path(module: str) -> Path | None:
 def source_files(module: str) -> tuple[str, ...]:
     """The project source files `module` depends on: itself and, transitively, every
     project module it imports (read from the import statements, nothing imported).
-    The workflow lists them as inputs so that a code change reruns what it affects."""
+    The workflow lists them as inputs so that a code change reruns what it affects. This
+    registry is left out: its entries are tracked one by one (``MethodSpec.run_entry``)."""
     seen: dict[str, Path] = {}
     pending = [module]
     while pending:
@@ -160,4 +172,4 @@ def source_files(module: str) -> tuple[str, ...]:
                     base = ".".join(parent + ([base] if base else []))
                 pending += [base] + [f"{base}.{alias.name}" for alias in node.names]
         pending = [n for n in pending if n.split(".")[0] in PROJECT_PACKAGES]
-    return tuple(sorted(str(p.relative_to(PROJECT_ROOT)) for p in seen.values()))
+    return tuple(sorted(str(p.relative_to(PROJECT_ROOT)) for n, p in seen.items() if n != __name__))

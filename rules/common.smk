@@ -10,6 +10,7 @@ from imrl import config as imrl_config
 from imrl import registry
 from imrl.data import sources as raw_sources
 from imrl.data.sources import VIRTUALTB
+from imrl.runs import failures
 
 imrl_config.validate(config, ", ".join(map(str, workflow.configfiles)) or "--config")
 PYTHON = sys.executable
@@ -91,6 +92,13 @@ def online_runs():
                   simulator=SIMULATORS, method=ONLINE_METHODS, seed=SEEDS)
 
 
+def set_aside_failed_runs():
+    """At the end of a workflow run: the summary of the grid's failed runs (None when
+    none failed), whose records are moved to results/failed so the next run retries them."""
+    failed = failures.set_aside(offline_runs() + online_runs())
+    return failures.summary(failed) if failed else None
+
+
 def report_inputs():
     """Everything the reports are made from: the runs, the paper's transcribed numbers,
     the leaderboard submissions and the report code (a change to any reruns them)."""
@@ -104,12 +112,19 @@ def report_inputs():
     }
 
 
-def _run_sources(method, setting):
-    """Code a run depends on: a change to any of it reruns the run."""
-    spec = registry.method(method)
-    target = spec.online_target if setting == registry.ONLINE and spec.online_target else spec.target
-    files = set(registry.source_files("imrl.runs.run")) | set(registry.source_files(target.split(":")[0]))
+def _run_sources(method, setting, *modules):
+    """Code a run depends on: a change to any of it reruns the run. The registry is not
+    part of it (``run_entry`` is: a change to another method's entry reruns nothing here)."""
+    target = registry.method(method).run_entry(setting)["target"]
+    files = set(registry.source_files("imrl.runs.run"))
+    for module in (target.split(":")[0], *modules):
+        files |= set(registry.source_files(module))
     return sorted(str(registry.PROJECT_ROOT / path) for path in files)
+
+
+def run_entry(setting):
+    """The method's registry entry as a run in `setting` uses it (a parameter of the run)."""
+    return lambda wildcards: json.dumps(registry.method(wildcards.method).run_entry(setting), sort_keys=True)
 
 
 def offline_sources(wildcards):
@@ -125,7 +140,8 @@ def user_model_input(wildcards):
 
 
 def online_sources(wildcards):
-    return _run_sources(wildcards.method, registry.ONLINE)
+    """The method's code and the simulator's (loaded through the registry, so not imported by the runner)."""
+    return _run_sources(wildcards.method, registry.ONLINE, registry.SIMULATORS[wildcards.simulator].split(":")[0])
 
 
 def simulator_inputs(wildcards):

@@ -2,6 +2,8 @@
 # data.smk's `split`; then the environment metadata and Table I. Which files a dataset
 # needs, and where from, is imrl/data/sources.py; the config's `params` choose the
 # variant, switch on optional side information and override URLs, paths or checksums.
+# VirtualTB's weights take the same download and verify rules, and the same overrides
+# in simulators.virtualtb.params.files.
 #   snakemake data/processed/ml-20m/split/env.json --configfile config/paper.yaml
 from imrl.data import sources as raw_sources
 
@@ -9,6 +11,9 @@ RAW_DATASETS = [d for d in DATASETS if d in raw_sources.SOURCES]
 READABLE = [d for d, target in registry.DATASETS.items() if target and d in raw_sources.SOURCES]
 for _dataset in RAW_DATASETS:
     raw_sources.check_params(_dataset, config["datasets"][_dataset].get("params", {}))
+if "virtualtb" in config["simulators"]:
+    raw_sources.check_params("virtualtb", config["simulators"]["virtualtb"].get("params", {}),
+                             where="simulators.virtualtb.params")
 RAW_FILE_NAMES = sorted({f.name for s in raw_sources.SOURCES.values() for v in s.variants.values() for f in v.files})
 
 
@@ -25,12 +30,21 @@ def dataset_params(dataset):
     return config["datasets"].get(dataset, {}).get("params", {})
 
 
+def raw_source_params(raw_dataset):
+    """The params that may override a raw source's files: a dataset's, or for VirtualTB's
+    weights the simulator's."""
+    if raw_dataset == "virtualtb":
+        return config["simulators"].get("virtualtb", {}).get("params", {})
+    return dataset_params(raw_dataset)
+
+
 def raw_file_params(wildcards):
     """Only what concerns this file, so that editing another key reruns nothing here."""
-    params = dataset_params(wildcards.raw_dataset)
+    params = raw_source_params(wildcards.raw_dataset)
     chosen = {"files": {wildcards.raw_file: params.get("files", {}).get(wildcards.raw_file, {})}}
-    if "max_extract_bytes" in params:
-        chosen["max_extract_bytes"] = params["max_extract_bytes"]
+    for key in ("max_extract_bytes", "max_extract_ratio"):
+        if key in params:
+            chosen[key] = params[key]
     return json.dumps(chosen, sort_keys=True)
 
 

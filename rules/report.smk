@@ -10,6 +10,13 @@ def report_outputs():
     return [f"reports/{name}" for name in TABLES + FIGURES + ["leaderboard.html"]] + ["results/leaderboard.csv"]
 
 
+def report_grid_config():
+    """report_config() and the seeds: the report reads exactly the runs of its `runs`
+    input (these datasets x methods and simulators x online methods, these seeds) and
+    nothing else under results/runs, so a run left by an earlier config is never pooled."""
+    return json.dumps({**json.loads(report_config()), "seeds": SEEDS}, sort_keys=True)
+
+
 rule report:
     input:
         **report_inputs(),
@@ -33,7 +40,7 @@ rule report:
         report("results/leaderboard.csv", caption="report/leaderboard.rst", category="Leaderboard",
                labels={"page": "Leaderboard (CSV)"}),
     params:
-        report=report_config(),
+        report=report_grid_config(),
     log:
         "logs/report.log",
     shell:

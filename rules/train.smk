@@ -1,5 +1,6 @@
 # Training stage: one job per (dataset or simulator, method, seed). A method that raises still
-# writes its results JSON, with status "failed", so the tables show the failure. A job
+# writes its results JSON, with status "failed", so the tables show the failure; at the end
+# the workflow lists it, exits non-zero and sets it aside to be retried (Snakefile). A job
 # killed by a time limit or a pre-emption resumes from its last checkpoint when run again
 # (--retries reruns it at once, with more memory and time per attempt).
 
@@ -13,6 +14,7 @@ rule train_offline:
         "results/runs/{dataset}/{method}/seed{seed}.json",
     params:
         job=offline_job,
+        entry=run_entry(registry.OFFLINE),
     resources:
         gpu=lambda wc: int(registry.method(wc.method).gpu),
         mem_mb=lambda wc, attempt: per_attempt(config["datasets"][wc.dataset], "mem_mb", attempt),
@@ -36,6 +38,7 @@ rule train_online:
         "results/runs/{simulator}/{method}/seed{seed}.json",
     params:
         job=online_job,
+        entry=run_entry(registry.ONLINE),
     resources:
         gpu=lambda wc: int(registry.method(wc.method).gpu),
         mem_mb=lambda wc, attempt: per_attempt(config["simulators"][wc.simulator], "mem_mb", attempt),

@@ -60,3 +60,58 @@ def write_record(runs_root: Path, record: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
     return path
+
+
+#: A metric name for every way a name can look right and not be (superscript digit,
+#: trailing space, capital letter, leading zero, trailing newline).
+WRONG_METRIC_NAMES = {"superscript": "recall@\u00b2", "space": "recall@20 ", "capital": "Recall@20",
+                      "zero": "recall@020", "newline": "recall@20\n"}
+
+
+def hostile_submissions(dataset: str) -> dict[str, tuple[str, str]]:
+    """File name -> (text, a part of the reason it must be rejected with): submissions
+    that once took the whole report down, each otherwise a valid run of `dataset`."""
+    def text(record: dict) -> str:
+        return json.dumps(record)
+
+    files = {}
+    base = offline_record(dataset, "hostile", 0)
+    files["deep.json"] = ('{"schema_version": 1, "config": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                          "not valid JSON: nested too deeply")
+    for seed in range(2):   # two seeds whose mean would overflow to inf
+        huge = offline_record(dataset, "huge", seed)
+        huge["metrics"]["test"]["recall@20"] = 1e308
+        files[f"huge{seed}.json"] = (text(huge), "metrics.test.recall@20: 1e+308 is not in [0, 1]")
+    online = online_record(dataset, "huge-online", 0, [0.1, 0.2])
+    online["metrics"]["train_ctr"] = 1e308
+    files["huge_online.json"] = (text(online), "metrics.train_ctr: 1e+308 is greater than the maximum of 1")
+    slow = copy.deepcopy(base)
+    slow["provenance"]["wall_time_s"] = 12345.678
+    files["wall_time_inf.json"] = (text(slow).replace("12345.678", "1e999"),
+                                   "provenance.wall_time_s: inf is not a finite number")
+    slow["provenance"]["wall_time_s"] = 1e12
+    files["wall_time_huge.json"] = (text(slow), "provenance.wall_time_s: 1000000000000.0 is greater than the maximum")
+    for label, name in WRONG_METRIC_NAMES.items():
+        renamed = copy.deepcopy(base)
+        renamed["metrics"]["test"][name] = renamed["metrics"]["test"].pop("recall@20")
+        files[f"name_{label}.json"] = (text(renamed), f"metrics.test: {name!r} does not match")
+    big_seed = copy.deepcopy(base)
+    big_seed["seed"] = 10**30
+    files["seed_int64.json"] = (text(big_seed), f"seed: {10**30} is greater than the maximum of {2**63 - 1}")
+    surrogate = copy.deepcopy(base)
+    surrogate["provenance"]["hardware"] = "\ud800 cpu"
+    files["surrogate.json"] = (text(surrogate), "provenance.hardware: text '\\ud800 cpu' is not valid Unicode")
+    environment = copy.deepcopy(base)
+    environment["training"] = {"environment": ["user_model"]}
+    files["environment.json"] = (text(environment), "training.environment: ['user_model'] is not of type 'object'")
+    large = copy.deepcopy(base)
+    large["substitutes"] = ["x" * 2_000_000]
+    files["large.json"] = (text(large), "larger than the limit of 1000000 bytes per file")
+    return files
+
+
+def leaderboard_data(page: Path) -> dict:
+    """The data embedded in reports/leaderboard.html."""
+    html = Path(page).read_text(encoding="utf-8")
+    start = html.index('id="leaderboard-data">') + len('id="leaderboard-data">')
+    return json.loads(html[start:html.index("</script>", start)])

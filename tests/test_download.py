@@ -1,10 +1,17 @@
 """The downloader over real HTTP on loopback: verification before use, atomic
-rename, resume with Range, retries, mirror fallback, manual files, local copies,
-first-use pins; and that a failure leaves nothing that looks valid."""
+rename, resume with Range only of the same file from the same URL, retries of
+transient failures only, a deadline per attempt, mirror fallback, manual files, local
+copies, first-use pins only of content that looks like the file; and that a failure
+leaves nothing that looks valid."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import socket
+import time
+import zipfile
 
 import pytest
 
@@ -12,10 +19,11 @@ from imrl.data import download, sources
 from imrl.data.download import DownloadError, VerificationError
 from imrl.data.sources import NONE_PUBLISHED, PUBLISHER, Checksums, RemoteFile
 from tests import raw_fixtures as rf
-from tests.loopback import Loopback
+from tests.loopback import LAST_MODIFIED, Loopback, etag
 
 CONTENT = bytes(range(256)) * 4099          # ~1 MB, not a multiple of the chunk size
-FAST = {"retries": 2, "backoff": 0.01, "timeout": 10, "progress": False}
+FAST = {"retries": 2, "backoff": 0.01, "timeout": 10, "deadline": 30, "progress": False}
+HTML = b"<!DOCTYPE html>\n<html><head><title>Service unavailable</title></head><body>Try later</body></html>\n"
 
 
 @pytest.fixture
@@ -28,8 +36,8 @@ def server():
 @pytest.fixture
 def registry_file(monkeypatch, server):
     """A registry entry whose URLs are all on loopback (tests never reach the internet)."""
-    def make(*paths: str, checksums: Checksums | None = None, **fields) -> RemoteFile:
-        spec = RemoteFile(name="data.bin", urls=tuple(server.url + p for p in paths),
+    def make(*paths: str, checksums: Checksums | None = None, name: str = "data.bin", **fields) -> RemoteFile:
+        spec = RemoteFile(name=name, urls=tuple(server.url + p for p in paths),
                           checksums=checksums if checksums is not None else
                           Checksums(size=len(CONTENT), sha256=rf.sha256(CONTENT)),
                           checksum_source=PUBLISHER if checksums is None or checksums.has_hash else NONE_PUBLISHED,
@@ -83,22 +91,220 @@ def test_download_cut_off_half_way_is_resumed_with_range(tmp_path, server, regis
     assert leftovers(tmp_path) == ["data.bin"]
 
 
-def test_partial_file_of_an_earlier_run_is_resumed(tmp_path, server, registry_file):
+def interrupted_run(tmp_path, server, path="/a/data.bin"):
+    """An earlier run cut off half way: it leaves the partial file and its origin record."""
+    server.cut_once.add(path)
+    with pytest.raises(DownloadError, match="gave up after 1 attempts"):
+        download.fetch("ds", "data.bin", tmp_path, **{**FAST, "retries": 0})
+    assert leftovers(tmp_path) == ["data.bin.partial", "data.bin.partial.json"]
+    server.requests.clear()
+    server.if_range.clear()
+
+
+def test_partial_file_of_an_earlier_run_is_resumed_with_if_range(tmp_path, server, registry_file):
     server.files["/a/data.bin"] = CONTENT
     registry_file("/a/data.bin")
-    (tmp_path / "data.bin.partial").write_bytes(CONTENT[:300_000])
+    interrupted_run(tmp_path, server)
+    origin = json.loads((tmp_path / "data.bin.partial.json").read_text())
+    assert origin == {"url": server.url + "/a/data.bin", "etag": etag(CONTENT), "last_modified": LAST_MODIFIED,
+                      "size": len(CONTENT)}
     download.fetch("ds", "data.bin", tmp_path, **FAST)
-    assert server.requests == [("/a/data.bin", "bytes=300000-")]
+    assert server.requests == [("/a/data.bin", f"bytes={len(CONTENT) // 2}-")]
+    assert server.if_range == [etag(CONTENT)]
     assert (tmp_path / "data.bin").read_bytes() == CONTENT
+    assert leftovers(tmp_path) == ["data.bin"]
+
+
+@pytest.mark.parametrize("origin", [None, {"url": "http://elsewhere.example/data.bin"}])
+def test_partial_of_unknown_or_other_origin_is_discarded(tmp_path, server, registry_file, origin):
+    server.files["/a/data.bin"] = CONTENT
+    registry_file("/a/data.bin")
+    (tmp_path / "data.bin.partial").write_bytes(b"\0" * 300_000)     # bytes of who knows what
+    if origin:
+        (tmp_path / "data.bin.partial.json").write_text(json.dumps(origin))
+    download.fetch("ds", "data.bin", tmp_path, **FAST)
+    assert server.requests == [("/a/data.bin", None)]
+    assert (tmp_path / "data.bin").read_bytes() == CONTENT
+    assert leftovers(tmp_path) == ["data.bin"]
 
 
 def test_stale_partial_failing_verification_is_downloaded_afresh(tmp_path, server, registry_file):
     server.files["/a/data.bin"] = CONTENT
     registry_file("/a/data.bin")
-    (tmp_path / "data.bin.partial").write_bytes(b"\0" * 300_000)     # bytes of another file
+    (tmp_path / "data.bin.partial").write_bytes(b"\0" * 300_000)     # damaged on disk since it was recorded
+    (tmp_path / "data.bin.partial.json").write_text(json.dumps(
+        {"url": server.url + "/a/data.bin", "etag": etag(CONTENT), "last_modified": LAST_MODIFIED,
+         "size": len(CONTENT)}))
     download.fetch("ds", "data.bin", tmp_path, **FAST)
     assert server.requests == [("/a/data.bin", "bytes=300000-"), ("/a/data.bin", None)]
     assert (tmp_path / "data.bin").read_bytes() == CONTENT
+
+
+@pytest.mark.parametrize("server_checks_if_range", [True, False])
+def test_captive_portal_partial_is_never_resumed_from_the_real_server(tmp_path, server, registry_file,
+                                                                       server_checks_if_range):
+    """A portal answered the URL with its own page; the real server then offers the file.
+    A server that checks If-Range sends all of it; one that ignores If-Range sends a 206
+    whose validators differ from the record, which is refused."""
+    server.files["/a/data.bin"] = CONTENT
+    server.ignore_if_range = not server_checks_if_range
+    registry_file("/a/data.bin", checksums=Checksums())
+    (tmp_path / "data.bin.partial").write_bytes(HTML)
+    (tmp_path / "data.bin.partial.json").write_text(json.dumps(
+        {"url": server.url + "/a/data.bin", "etag": etag(HTML), "last_modified": None, "size": len(HTML)}))
+    download.fetch("ds", "data.bin", tmp_path, **FAST)
+    expected = [("/a/data.bin", f"bytes={len(HTML)}-")] + ([] if server_checks_if_range else [("/a/data.bin", None)])
+    assert server.requests == expected and server.if_range[0] == etag(HTML)
+    assert (tmp_path / "data.bin").read_bytes() == CONTENT
+    assert (tmp_path / "data.bin.sha256").read_text().split()[0] == rf.sha256(CONTENT)
+    assert leftovers(tmp_path) == ["data.bin", "data.bin.sha256"]
+
+
+def test_lying_206_is_refused_and_the_file_downloaded_whole(tmp_path, server, registry_file):
+    """With no checksum to catch a mixed file, a 206 that serves another file's bytes
+    (its own validators) after a real interruption must not be appended."""
+    server.files["/a/data.bin"] = CONTENT
+    registry_file("/a/data.bin", checksums=Checksums())
+    interrupted_run(tmp_path, server)
+    server.lying_206["/a/data.bin"] = CONTENT[::-1]
+    download.fetch("ds", "data.bin", tmp_path, **FAST)
+    assert server.requests == [("/a/data.bin", f"bytes={len(CONTENT) // 2}-"), ("/a/data.bin", None)]
+    assert (tmp_path / "data.bin").read_bytes() == CONTENT
+    assert (tmp_path / "data.bin.sha256").read_text().split()[0] == rf.sha256(CONTENT)
+
+
+def gzipped(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+def zipped(data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("inner.csv", data)
+    return buffer.getvalue()
+
+
+TEXT = b"user,item,rating\n" + b"1,2,5\n" * 1000
+
+
+@pytest.mark.parametrize("name, served, problem", [
+    ("data.csv", TEXT, None),
+    ("data.csv", HTML, "expected a text file, but it is an HTML page"),
+    ("data.csv", CONTENT, r"expected a text file, but it holds NUL bytes \(binary data\): it starts b'\\x00"),
+    ("data.json.gz", gzipped(TEXT), None),
+    ("data.json.gz", HTML, "expected a gzip file, but it is an HTML page"),
+    ("data.json.gz", gzipped(HTML), "expected a gzip file, but it is an HTML page: what it compresses"),
+    ("data.tar.gz", rf.tar_bytes({"d/x.csv": TEXT}), None),
+    ("data.tar.gz", gzipped(TEXT), "expected a gzip-compressed tar archive, but what it compresses starts"),
+    ("data.zip", zipped(TEXT), None),
+    ("data.zip", HTML, "expected a zip archive, but it is an HTML page"),
+])
+def test_without_a_checksum_only_content_of_the_right_kind_is_pinned(tmp_path, server, registry_file, name,
+                                                                     served, problem):
+    server.files["/a/" + name] = served
+    registry_file("/a/" + name, checksums=Checksums(), name=name)
+    if problem is None:
+        assert download.fetch("ds", name, tmp_path, **FAST)["pinned_on_first_use"]
+        assert leftovers(tmp_path) == [name, name + ".sha256"]
+        return
+    with pytest.raises(DownloadError, match=problem) as err:
+        download.fetch("ds", name, tmp_path, **FAST)
+    assert "nothing was pinned" in str(err.value)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_file_placed_by_hand_is_checked_before_its_pin(tmp_path, registry_file):
+    registry_file(checksums=Checksums(), name="data.csv")
+    (tmp_path / "data.csv").write_bytes(HTML)
+    with pytest.raises(VerificationError, match="expected a text file, but it is an HTML page") as err:
+        download.verify_file("ds", "data.csv", tmp_path)
+    assert "moved to" in str(err.value)
+    assert leftovers(tmp_path) == ["data.csv.rejected"]
+
+
+def test_size_outside_the_registry_range_is_refused(tmp_path, server, registry_file):
+    server.files["/a/data.bin"] = CONTENT
+    registry_file("/a/data.bin", checksums=Checksums(), size_range=(2 * len(CONTENT), 3 * len(CONTENT)))
+    with pytest.raises(DownloadError, match=f"{len(CONTENT):,} bytes, outside the plausible {2 * len(CONTENT):,} "
+                                            f"to {3 * len(CONTENT):,} bytes"):
+        download.fetch("ds", "data.bin", tmp_path, **FAST)
+    assert leftovers(tmp_path) == []
+    registry_file("/a/data.bin", checksums=Checksums(), size_range=(10, 1000))
+    server.requests.clear()
+    with pytest.raises(DownloadError, match=f"the server offers {len(CONTENT):,} bytes; the file has at most 1,000"):
+        download.fetch("ds", "data.bin", tmp_path, **FAST)
+    assert len(server.requests) == 1 and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_a_trickling_server_is_cut_off_by_the_deadline(tmp_path, server, registry_file, part):
+    """A byte every 50 ms never trips the 10 s socket timeout; the 0.5 s deadline per attempt does."""
+    server.files["/a/data.bin"] = CONTENT
+    server.trickle["/a/data.bin"] = part
+    registry_file("/a/data.bin")
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=r"gave up after 2 attempts; last: the deadline of 0.5 s per attempt"):
+        download.fetch("ds", "data.bin", tmp_path, **{**FAST, "retries": 1, "deadline": 0.5})
+    assert time.monotonic() - started < 5
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("status, attempts", [(404, 1), (403, 1), (410, 1), (408, 3), (429, 3), (503, 3)])
+def test_only_transient_statuses_are_retried(tmp_path, server, registry_file, status, attempts):
+    server.status["/a/data.bin"] = status
+    registry_file("/a/data.bin")
+    with pytest.raises(DownloadError, match=f"HTTP {status}"):
+        download.fetch("ds", "data.bin", tmp_path, **FAST)
+    assert len(server.requests) == attempts and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("location", ["ftp://127.0.0.1/data.bin", "file:///etc/hostname"])
+def test_refused_redirect_is_not_retried(tmp_path, server, registry_file, location):
+    server.redirect["/a/data.bin"] = location
+    registry_file("/a/data.bin")
+    with pytest.raises(DownloadError, match="HTTP 302.*" + location.split(":")[0]) as err:
+        download.fetch("ds", "data.bin", tmp_path, **FAST)
+    assert location in str(err.value)
+    assert len(server.requests) == 1 and leftovers(tmp_path) == []
+
+
+def test_redirect_to_http_is_followed(tmp_path, server, registry_file):
+    server.files["/b/data.bin"] = CONTENT
+    server.redirect["/a/data.bin"] = server.url + "/b/data.bin"
+    registry_file("/a/data.bin")
+    download.fetch("ds", "data.bin", tmp_path, **FAST)
+    assert [path for path, _ in server.requests] == ["/a/data.bin", "/b/data.bin"]
+
+
+def test_unresolvable_host_is_not_retried(tmp_path, server, registry_file, monkeypatch):
+    real, looked_up = socket.getaddrinfo, []
+
+    def offline(host, *args, **kwargs):   # no DNS query leaves the machine
+        looked_up.append(host)
+        if host != "127.0.0.1":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    server.files["/a/data.bin"] = CONTENT
+    spec = registry_file("/a/data.bin")
+    monkeypatch.setattr(sources, "remote_file", lambda dataset, name: RemoteFile(
+        **{**spec.__dict__, "urls": ("http://mirror.invalid/data.bin", *spec.urls)}))
+    record = download.fetch("ds", "data.bin", tmp_path, **{**FAST, "backoff": 5})
+    assert record["url"] == server.url + "/a/data.bin"
+    assert looked_up == ["mirror.invalid", "127.0.0.1"]
+
+
+def test_every_registry_file_without_a_checksum_can_be_checked_before_its_pin():
+    """Kaggle's, Amazon's, LibraryThing's, GoodReads' and freeCodeCamp's files: a kind the
+    content check knows, and an exact size or a plausible range."""
+    unproven = [f for s in sources.SOURCES.values() for v in s.variants.values() for f in v.files
+                if not f.checksums.has_hash]
+    assert len(unproven) >= 10
+    for spec in unproven:
+        assert sources.content_kind(spec.name) is not None, spec.name
+        assert spec.checksums.size is not None or spec.size_range is not None, spec.name
+        assert spec.size_range is None or 0 < spec.size_range[0] < spec.size_range[1], spec.name
 
 
 def test_404_then_a_working_mirror(tmp_path, server, registry_file):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from imrl.data.interactions import NO_TIMESTAMP, FormatError
-from imrl.data.readers import amazon, bookcrossing, goodreads, librarything, movielens, netflix
-from imrl.data.readers.base import Columns, IdIndex
+from imrl.data.readers import amazon, bookcrossing, goodreads, librarything, movielens, netflix, recbole_atomic
+from imrl.data.readers.base import Columns, IdIndex, is_digits, is_number
 from tests import raw_fixtures as rf
 
 
@@ -239,3 +239,171 @@ def test_columns_grow_past_their_capacity():
         columns.append(np.arange(n), np.arange(n), np.ones(n), np.full(n, start))
     table = columns.table()
     assert len(table) == 10 and table["timestamp"].tolist() == [0] * 4 + [4] * 4 + [8] * 2
+
+
+# --------------------------------------------------------------------------------------
+# Numeric fields: parsed with an error naming the file and line (a counted skip in the
+# dirty formats), documented ranges enforced. '²' is the trap: str.isdigit() takes it,
+# int() refuses it with a bare ValueError.
+
+SUPERSCRIPT = "\u00b2"
+
+
+def test_is_digits_and_is_number_take_only_what_pyarrow_reads():
+    assert is_digits("2005") and not is_digits(SUPERSCRIPT) and not is_digits("\u0663") and not is_digits("-1")
+    assert is_number("-3", integer=True) and is_number(" 7 ", integer=True)
+    for text in (SUPERSCRIPT, "\u0663", "1_000", "+5", "", "4.5"):
+        assert not is_number(text, integer=True), text
+    assert is_number("0.5") and is_number("1e3")
+    for text in ("nan", "inf", "1_0.5", "\u0663.5", "x"):
+        assert not is_number(text), text
+
+
+def test_book_crossing_superscript_digits_are_counted_skips(tmp_path):
+    ratings, users = tmp_path / "BX-Book-Ratings.csv", tmp_path / "BX-Users.csv"
+    good = [f'"{user}";"03{user}";"{user % 11}"' for user in range(1, 9)]
+    ratings.write_text("\n".join(['"User-ID";"ISBN";"Book-Rating"', *good, f'"1";"X";"{SUPERSCRIPT}"',
+                                  f'"{SUPERSCRIPT}";"X";"3"', '"2";"X";"11"']) + "\n", encoding="latin-1")
+    users.write_text(f'"User-ID";"Location";"Age"\n"1";"a, b, usa";"{SUPERSCRIPT}5"\n"2";"c, d, usa";"30"\n',
+                     encoding="latin-1")
+    result = bookcrossing.convert({"ratings": [ratings], "users": [users]}, {"max_skipped_fraction": 0.5})
+    assert len(result.data.table) == 8
+    assert result.stats.skipped_per_file == {str(ratings): 3, str(users): 1}
+    assert [example.split(": ")[0] for example in result.stats.examples] == [
+        f"{ratings}:10", f"{ratings}:11", f"{ratings}:12", f"{users}:2"]
+    with pytest.raises(FormatError, match=r"BX-Book-Ratings.csv: skipped 3 malformed lines of 11"):
+        bookcrossing.convert({"ratings": [ratings]})
+
+
+@pytest.mark.parametrize("row", [f"{SUPERSCRIPT},2003,Title", f"5,19{SUPERSCRIPT}9,Title", "5,1700,Title",
+                                 "5,2006,Title", "0,2003,Title", "-5,2003,Title", "5,,Title"])
+def test_netflix_titles_out_of_format_name_file_and_line(tmp_path, row):
+    path = tmp_path / "movie_titles.txt"
+    path.write_bytes(f"1,2003,Dinosaur Planet\n{row}\n".encode("latin-1"))
+    ratings = tmp_path / "combined_data_1.txt"
+    ratings.write_text("1:\n10,3,2005-09-06\n")
+    with pytest.raises(FormatError, match=r"movie_titles.txt:2: expected MovieID,Year,Title \(a positive MovieID, "
+                                          r"a Year from 1890 to 2005 or NULL\)"):
+        netflix.convert({"combined_data": [ratings], "titles": [path]})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1:\n10,3,2005-09-06\n-7,4,2005-09-07\n", r"combined_data_1.txt:3: expected a positive integer CustomerID"),
+    ("1:\n10,3,2005-09-06\n0,4,2005-09-07\n", r"combined_data_1.txt:3: expected a positive integer CustomerID"),
+    (f"1:\n10,3,2005-09-06\n1{SUPERSCRIPT},4,2005-09-07\n", r"combined_data_1.txt:3: expected a positive integer"),
+    ("1:\n10,3,20050906\n", r"combined_data_1.txt:2: expected a YYYY-MM-DD date"),
+    ("0:\n10,3,2005-09-06\n", r"combined_data_1.txt:1: expected a positive MovieID"),
+])
+def test_netflix_ids_out_of_range_name_file_and_line(tmp_path, text, message):
+    path = tmp_path / "combined_data_1.txt"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(FormatError, match=message):
+        netflix.convert({"combined_data": [path]})
+
+
+@pytest.mark.parametrize("line, message", [
+    ("1,29,99,1112484676", r"ratings.csv:3: expected a rating from 0.5 to 5.0 in half stars"),
+    ("1,29,-3,1112484676", r"ratings.csv:3: expected a rating from 0.5 to 5.0 in half stars"),
+    ("1,29,0,1112484676", r"ratings.csv:3: expected a rating from 0.5 to 5.0 in half stars"),
+    ("1,29,3.3,1112484676", r"ratings.csv:3: expected a rating from 0.5 to 5.0 in half stars"),
+    ("1,29,nan,1112484676", r"ratings.csv:3: expected a numeric rating"),
+    ("1,29,4.5,-1", r"ratings.csv:3: expected a non-negative timestamp"),
+    (f"1,2{SUPERSCRIPT},4.5,1112484676", r"ratings.csv:3: expected integer userId, movieId and timestamp"),
+])
+def test_movielens_ratings_outside_the_documented_range_name_file_and_line(tmp_path, line, message):
+    path = tmp_path / "ratings.csv"
+    path.write_text(f"userId,movieId,rating,timestamp\n1,2,0.5,1112486027\n{line}\n1,3,5,1112486028\n")
+    with pytest.raises(FormatError, match=message):
+        movielens.convert({"ratings": [path]})
+
+
+def test_movielens_movies_csv_names_file_and_line(tmp_path):
+    ratings, movies = tmp_path / "ratings.csv", tmp_path / "movies.csv"
+    ratings.write_text("userId,movieId,rating,timestamp\n1,2,3.5,1112486027\n")
+    movies.write_text(f'movieId,title,genres\n2,"Heat, The (1995)",Drama\n{SUPERSCRIPT},Plain (1999),Comedy\n')
+    with pytest.raises(FormatError, match=r"movies.csv:3: expected movieId,title,genres \(an integer movieId"):
+        movielens.convert({"ratings": [ratings], "movies": [movies]})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("A1,B1,5.0,1400000000\nA2,B2,7.0,1400000000\n", r"ratings_bad.csv:2: expected a rating from 1.0 to 5.0"),
+    ("A1,B1,5.0,1400000000\nA2,B2,0.0,1400000000\n", r"ratings_bad.csv:2: expected a rating from 1.0 to 5.0"),
+    ("A1,B1,5.0,1400000000\nA2,B2,4.0,-1\n", r"ratings_bad.csv:2: expected a non-negative timestamp"),
+])
+def test_amazon_ratings_outside_the_documented_range_name_file_and_line(tmp_path, text, message):
+    path = tmp_path / "ratings_bad.csv"
+    path.write_text(text)
+    with pytest.raises(FormatError, match=message):
+        amazon.convert({"ratings": [path]})
+
+
+@pytest.mark.parametrize("record", [
+    b'{"reviewerID": "A", "asin": "C", "overall": NaN, "unixReviewTime": 1}',
+    b'{"reviewerID": "A", "asin": "C", "overall": 6.0, "unixReviewTime": 1}',
+    b'{"reviewerID": "A", "asin": "C", "overall": true, "unixReviewTime": 1}',
+    b'{"reviewerID": "A", "asin": "C", "overall": 4.0, "unixReviewTime": -1}',
+])
+def test_amazon_reviews_outside_the_documented_range_name_file_and_line(tmp_path, record):
+    path = tmp_path / "reviews.json.gz"
+    path.write_bytes(gzip.compress(b'{"reviewerID": "A", "asin": "B", "overall": 5.0, "unixReviewTime": 1}\n'
+                                   + record + b"\n"))
+    with pytest.raises(FormatError, match=r"reviews.json.gz:2: expected string reviewerID and asin, overall a "
+                                          r"number from 1.0 to 5.0 and unixReviewTime a non-negative integer"):
+        amazon.convert({"reviews": [path]})
+
+
+def test_bytes_that_are_not_the_files_encoding_name_file_and_line(tmp_path):
+    reviews = tmp_path / "reviews.json.gz"
+    reviews.write_bytes(gzip.compress(b'{"reviewerID": "A", "asin": "B", "overall": 5.0, "unixReviewTime": 1}\n'
+                                      b'{"reviewerID": "\xb2", "asin": "B", "overall": 5.0, "unixReviewTime": 1}\n'))
+    with pytest.raises(FormatError, match=r"reviews.json.gz:2: not utf-8 text \(invalid start byte at byte 16\)"):
+        amazon.convert({"reviews": [reviews]})
+    ratings = tmp_path / "ratings.csv"     # the fast path: found by re-reading the block
+    ratings.write_bytes(b"userId,movieId,rating,timestamp\n1,2,3.5,1112486027\n1,3,3.5,1112486027\n\xb2,3,4,1\n")
+    with pytest.raises(FormatError, match=r"ratings.csv:4: not utf-8 text"):
+        movielens.convert({"ratings": [ratings]})
+
+
+@pytest.mark.parametrize("interactions, user_map, message", [
+    ("-1,1,1,5,0", "0,abc", r"goodreads_interactions.csv:3: expected non-negative user_id and book_id"),
+    ("0,2,2,5,0", "0,abc", r"goodreads_interactions.csv:3: expected is_read and is_reviewed 0 or 1"),
+    ("0,2,1,5,0", f"0,abc\n{SUPERSCRIPT},def", r"u.csv:3: expected a non-negative integer id, a comma"),
+    ("0,2,1,5,0", "0,abc\n-1,def", r"u.csv:3: expected a non-negative integer id, a comma"),
+    ("0,2,1,5,0", "0,abc\n0,def", r"u.csv:3: user_id_csv 0 appears a second time"),
+])
+def test_goodreads_ids_and_flags_name_file_and_line(tmp_path, interactions, user_map, message):
+    path = tmp_path / "goodreads_interactions.csv"
+    path.write_text(f"user_id,book_id,is_read,rating,is_reviewed\n0,1,1,5,0\n{interactions}\n")
+    (tmp_path / "u.csv").write_text(f"user_id_csv,user_id\n{user_map}\n")
+    (tmp_path / "b.csv").write_text("book_id_csv,book_id\n1,11\n2,22\n")
+    with pytest.raises(FormatError, match=message):
+        goodreads.convert({"interactions": [path], "user_map": [tmp_path / "u.csv"],
+                           "book_map": [tmp_path / "b.csv"]})
+
+
+def test_goodreads_genre_counts_must_be_counts(tmp_path):
+    dedup = tmp_path / "goodreads_interactions_dedup.json.gz"
+    dedup.write_bytes(gzip.compress(b'{"user_id": "u", "book_id": "1", "rating": 5, "is_read": true, '
+                                    b'"date_added": "Mon Aug 01 13:41:57 -0700 2016"}\n'))
+    genres = tmp_path / "goodreads_book_genres_initial.json.gz"
+    genres.write_bytes(gzip.compress(b'{"book_id": "1", "genres": {"fiction": 3}}\n'
+                                     b'{"book_id": "2", "genres": {"fiction": "many", "poetry": 2}}\n'))
+    with pytest.raises(FormatError, match=r"genres_initial.json.gz:2: .*non-negative integer counts"):
+        goodreads.convert({"interactions": [dedup], "genres": [genres]})
+
+
+def test_librarything_negative_unixtime_is_a_counted_skip(tmp_path):
+    path = tmp_path / "reviews.json"
+    path.write_text("{'user': 'a', 'work': '1', 'stars': 4.0, 'unixtime': 1194393600}\n"
+                    "{'user': 'b', 'work': '2', 'stars': 3.0, 'unixtime': -1}\n")
+    result = librarything.convert({"reviews": [path]}, {"max_skipped_fraction": 0.5})
+    assert len(result.data.table) == 1
+    assert result.stats.skipped == {"unixtime not a non-negative integer": 1}
+    assert result.stats.examples[0].startswith(f"{path}:2: ")
+
+
+def test_recbole_negative_timestamp_names_file_and_line(tmp_path):
+    path = tmp_path / "toy.inter"
+    path.write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t2\t3\t100\n1\t3\t4\t-1\n")
+    with pytest.raises(FormatError, match=r"toy.inter:3: expected a non-negative timestamp"):
+        recbole_atomic.convert({"inter": [path]})

@@ -74,6 +74,13 @@ def test_ml100k_atomic_layout_gives_the_same_dataset(tmp_path):
     ("u.item", "1|Toy Story (1995)|01-Jan-1995||url" + "|0" * 18 + "|2\n", r"u.item:1: .*genre flags 0 or 1"),
     ("u.user", "1|24|M|technician|85711\n2|fifty|F|other|94043\n", r"u.user:2: expected an integer age"),
     ("u.user", "1|24|M|technician\n", r"u.user:1: expected 5 '\|'-separated fields"),
+    # Documented ranges (whole stars 1-5, unix seconds), and digits that str.isdigit takes but int refuses.
+    ("u.data", "1\t2\t3\t881250949\n1\t5\t6\t881250950\n", r"u.data:2: expected a rating of whole stars 1 to 5"),
+    ("u.data", "1\t2\t3\t881250949\n1\t5\t3.5\t881250950\n", r"u.data:2: expected a rating of whole stars"),
+    ("u.data", "1\t2\t3\t881250949\n1\t5\t4\t-1\n", r"u.data:2: expected a non-negative timestamp"),
+    ("u.data", "1\t2\t3\t881250949\n\u00b2\t5\t4\t881250950\n", r"u.data:2: not utf-8 text"),
+    ("u.user", "1|24|M|technician|85711\n2|\u00b2|F|other|94043\n", r"u.user:2: expected an integer age, got '\u00b2'"),
+    ("u.item", "\u00b2|Toy Story (1995)|01-Jan-1995||url" + "|0" * 19 + "\n", r"u.item:1: expected 24"),
 ])
 def test_ml100k_malformed_line_names_file_and_line(tmp_path, file, text, message):
     paths = ml100k_paths(tmp_path)
@@ -112,6 +119,11 @@ def test_ml1m_counts_genres_and_demographics(tmp_path):
     ("movies.dat", "1::Toy Story (1995)::Animation\n2::Jumanji (1995)\n", r"movies.dat:2: expected MovieID::Title"),
     ("users.dat", "1::F::1::10::48067\n2::M::30::16::70072\n", r"users.dat:2: expected UserID::Gender::Age"),
     ("users.dat", "1::F::1::21::48067\n", r"users.dat:1: .*occupation 0-20"),
+    ("users.dat", "1::F::1::\u00b2::48067\n", r"users.dat:1: .*occupation 0-20"),
+    ("ratings.dat", "1::2::3::978300760\n1::2::0::978300760\n", r"ratings.dat:2: expected a Rating of whole stars 1 to 5"),
+    ("ratings.dat", "1::2::3::978300760\n1::2::99::978300760\n", r"ratings.dat:2: expected a Rating of whole stars"),
+    ("ratings.dat", "1::2::3::978300760\n1::2::3::-5\n", r"ratings.dat:2: expected a non-negative Timestamp"),
+    ("movies.dat", "1::Toy Story (1995)::Animation\n\u00b2::Jumanji (1995)::Adventure\n", r"movies.dat:2: expected"),
 ])
 def test_ml1m_malformed_line_names_file_and_line(tmp_path, file, text, message):
     paths = ml1m_paths(tmp_path)

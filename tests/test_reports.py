@@ -129,7 +129,11 @@ def test_curve_with_mismatched_arrays_names_the_file(tmp_path):
     record["curve"]["ctr"].append(0.3)
     path = write_record(tmp_path / "runs", record)
     with pytest.raises(RunFileError, match=f"{path}: curve: 2 episodes but 3 CTR values"):
-        curve_band(load_runs(tmp_path / "runs"))
+        load_runs(tmp_path / "runs")
+    record["curve"] = {"episode": [10, 10], "ctr": [0.1, 0.2]}
+    write_record(tmp_path / "runs", record)
+    with pytest.raises(RunFileError, match=f"{path}: curve.episode: repeated episode numbers"):
+        load_runs(tmp_path / "runs")
 
 
 def test_figures_are_written_and_figure3_falls_back(tmp_path):
@@ -195,7 +199,7 @@ def test_build_reports_writes_everything_and_takes_builders(tmp_path):
         write_record(runs, offline_record("synthetic", "random", seed, (0.1 + 0.01 * seed, 0.01, 0.02)))
     shutil.copytree(REPO_ROOT / "results" / "reported", tmp_path / "results" / "reported")
     config = {"name": "t", "datasets": ["synthetic"], "methods": ["random"], "simulators": ["recsim"],
-              "online_methods": ["imrl", "imrl-e", "random"], "table_k": 20, "not_available": []}
+              "online_methods": ["imrl", "imrl-e", "random"], "seeds": [0, 1, 2], "table_k": 20, "not_available": []}
     build.build_reports(runs, tmp_path / "reports", config)
     for name in ["table2.md", "table2.csv", "table2.tex", "table2_vs_paper.md", "table2_vs_paper.csv",
                  "figure2.png", "figure2.pdf", "figure3.png", "figure3.pdf", "leaderboard.html"]:

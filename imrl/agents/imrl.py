@@ -346,7 +346,7 @@ class IMRL(OfflineMethod):
         budget = {**BUDGET_DEFAULTS, **ctx.budget}
         total_steps = math.ceil(budget["env_steps"] / p["n_envs"])                # batched steps
         log_steps = max(1, p["log_every"] // p["n_envs"])
-        checkpoint = Checkpointer(ctx, "offline-IMRL")
+        checkpoint = Checkpointer(ctx, "offline", type(self))
         saved = checkpoint.restore()
         if saved is None:
             loop = {"done": 0, "returns": 0.0, "selection": ValidationSelection(budget["validate_every"])}

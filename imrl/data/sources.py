@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 PUBLISHER, THIRD_PARTY, NONE_PUBLISHED = "publisher", "third party", "none published"
+MB, GB = 10**6, 10**9
 EXTRACTED_SUFFIX = ".extracted"
 
 
@@ -68,6 +69,18 @@ class RemoteFile:
     optional: bool = False          # fetched only when the dataset's options ask for it
     manual: str = ""                # how to obtain it by hand
     package: str = ""               # "<package>/<path>": a copy inside an installed Python package
+    # Bytes, where neither a checksum nor the exact size is published: wide bounds around the
+    # publisher's stated or approximate size, to refuse error pages and runaway transfers.
+    size_range: tuple[int, int] | None = None
+
+
+#: What a file's name says its content is; checked where no checksum proves the file.
+CONTENT_KINDS = ((".tar.gz", "tar.gz"), (".tgz", "tar.gz"), (".gz", "gzip"), (".zip", "zip"), (".tar", "tar"),
+                 (".csv", "text"), (".txt", "text"), (".json", "text"), (".dat", "text"))
+
+
+def content_kind(file_name: str) -> str | None:
+    return next((kind for suffix, kind in CONTENT_KINDS if file_name.endswith(suffix)), None)
 
 
 @dataclass(frozen=True)
@@ -246,9 +259,11 @@ _KAGGLE_MANUAL = ("Kaggle's copy needs a login: download https://www.kaggle.com/
 
 _KAGGLE_FILES = tuple(
     RemoteFile(name=name, urls=(), checksums=Checksums(), checksum_source=NONE_PUBLISHED,
-               note="Kaggle publishes no checksum", manual=_KAGGLE_MANUAL)
-    for name in ("combined_data_1.txt", "combined_data_2.txt", "combined_data_3.txt", "combined_data_4.txt",
-                 "movie_titles.csv"))
+               note="Kaggle publishes no checksum; the size range is wide around Kaggle's listed sizes "
+                    "(about 470-560 MB per combined_data file, about 580 KB of titles)",
+               manual=_KAGGLE_MANUAL, size_range=size_range)
+    for name, size_range in (*((f"combined_data_{i}.txt", (200 * MB, 1 * GB)) for i in range(1, 5)),
+                             ("movie_titles.csv", (200_000, 2 * MB))))
 
 NETFLIX = Source(
     name="netflix",
@@ -279,9 +294,11 @@ _AMAZON_MANUAL = ("From https://cseweb.ucsd.edu/~jmcauley/datasets/amazon/links.
                   "place the file in data/raw/amazon-cd/.")
 
 
-def _amazon_file(name: str, checksums: Checksums, source: str, note: str, optional: bool = False) -> RemoteFile:
+def _amazon_file(name: str, checksums: Checksums, source: str, note: str, optional: bool = False,
+                 size_range: tuple[int, int] | None = None) -> RemoteFile:
     return RemoteFile(name=name, urls=(_AMAZON_BASE + name, _AMAZON_MIRROR + name), checksums=checksums,
-                      checksum_source=source, note=note, optional=optional, manual=_AMAZON_MANUAL)
+                      checksum_source=source, note=note, optional=optional, manual=_AMAZON_MANUAL,
+                      size_range=size_range)
 
 
 _AMAZON_RATINGS = _amazon_file(
@@ -290,10 +307,12 @@ _AMAZON_RATINGS = _amazon_file(
     THIRD_PARTY, "the host publishes no checksum; size and sha256 recorded by a third party")
 _AMAZON_5CORE = _amazon_file(
     "reviews_CDs_and_Vinyl_5.json.gz", Checksums(), NONE_PUBLISHED,
-    "no checksum or size published: the sha256 of the first verified download is pinned")
+    "no checksum or size published: the sha256 of the first verified download is pinned; the size range "
+    "is a wide bound for 1.1 million compressed reviews, not a measurement", size_range=(50 * MB, 3 * GB))
 _AMAZON_META = _amazon_file(
     "meta_CDs_and_Vinyl.json.gz", Checksums(), NONE_PUBLISHED,
-    "product metadata (categories); no checksum published", optional=True)
+    "product metadata (categories); no checksum or size published; the size range is a wide bound for "
+    "half a million compressed product records, not a measurement", optional=True, size_range=(10 * MB, 2 * GB))
 
 AMAZON_CD = Source(
     name="amazon-cd",
@@ -325,7 +344,9 @@ _LTHING = RemoteFile(
           "http://deepyeti.ucsd.edu/jmcauley/datasets/librarything/lthing_data.tar.gz"),
     checksums=Checksums(),
     checksum_source=NONE_PUBLISHED,
-    note="no checksum or exact size published (about 600 MB): the sha256 of the first verified download is pinned",
+    note="no checksum or exact size published (about 600 MB): the sha256 of the first verified download is "
+         "pinned; the size range is a wide bound around that",
+    size_range=(100 * MB, 3 * GB),
     archive=True,
     extract_members=("lthing_data/reviews.json", "lthing_data/reviews.txt", "lthing_data/edges.txt"),
     manual="From https://cseweb.ucsd.edu/~jmcauley/datasets.html#social_data ('LibraryThing') place "
@@ -374,8 +395,9 @@ _BX_DUMP = RemoteFile(
 _BX_FCC = RemoteFile(
     name="book-crossings.zip", urls=("https://cdn.freecodecamp.org/project-data/books/book-crossings.zip",),
     checksums=Checksums(), checksum_source=NONE_PUBLISHED,
-    note="freeCodeCamp's repackaging; no checksum published: the first verified download is pinned",
-    archive=True, manual=_BX_MANUAL)
+    note="freeCodeCamp's repackaging; no checksum published: the first verified download is pinned; "
+         "the size range is a wide bound around the original dump's 26 MB",
+    archive=True, manual=_BX_MANUAL, size_range=(5 * MB, 200 * MB))
 
 
 def _bx_roles(archive: str, prefixes: tuple[str, ...]) -> dict[str, tuple[Role, ...]]:
@@ -414,18 +436,21 @@ _GR_MANUAL = ("From https://mengtingwan.github.io/data/goodreads.html place the 
               "(the older Google Drive links are dead since 2025).")
 
 
-def _goodreads(name: str, size: int | None = None, optional: bool = False) -> RemoteFile:
+def _goodreads(name: str, size: int | None = None, optional: bool = False,
+               size_range: tuple[int, int] | None = None) -> RemoteFile:
     return RemoteFile(name=name, urls=(_GR_BASE + name,), checksums=Checksums(size=size),
                       checksum_source=NONE_PUBLISHED,
-                      note="no checksum published" + ("; size known" if size else "; the first verified download is pinned"),
-                      optional=optional, manual=_GR_MANUAL)
+                      note="no checksum published; the first verified download is pinned" + (
+                          "; size known" if size else "; the size range is a wide bound, not a measurement"),
+                      optional=optional, manual=_GR_MANUAL, size_range=size_range)
 
 
 _GR_CSV = _goodreads("goodreads_interactions.csv", 4_318_621_741)
 _GR_USERS = _goodreads("user_id_map.csv", 34_934_710)
 _GR_BOOKS = _goodreads("book_id_map.csv", 37_846_957)
-_GR_DEDUP = _goodreads("goodreads_interactions_dedup.json.gz")
-_GR_GENRES = _goodreads("goodreads_book_genres_initial.json.gz", optional=True)
+_GR_DEDUP = _goodreads("goodreads_interactions_dedup.json.gz", size_range=(1 * GB, 50 * GB))   # 228M records
+_GR_GENRES = _goodreads("goodreads_book_genres_initial.json.gz", optional=True,
+                        size_range=(1 * MB, 1 * GB))                                         # 2.4M books
 
 GOODREADS = Source(
     name="goodreads",
@@ -494,7 +519,7 @@ def source(name: str) -> Source:
 
 
 #: Keys of a dataset's ``params`` that concern the raw files (the rest are reader options).
-SOURCE_KEYS = ("variant", "with", "files", "max_extract_bytes")
+SOURCE_KEYS = ("variant", "with", "files", "max_extract_bytes", "max_extract_ratio")
 
 
 def wanted_roles(options: Mapping[str, Any] | None) -> set[str]:
@@ -609,11 +634,17 @@ def role_paths(name: str, raw_dir: str | Path, options: Mapping[str, Any] | None
     return resolved
 
 
-def check_params(name: str, options: Mapping[str, Any] | None) -> None:
+def check_params(name: str, options: Mapping[str, Any] | None, where: str | None = None) -> None:
     """Fail early (when the workflow starts) on source params that name no variant, no
-    optional input or no file of the dataset. Reader options are checked by the reader."""
+    optional input or no file of the dataset, or give an extraction bound that is not a
+    positive number. Reader options are checked by the reader. `where` names the params
+    in messages (default ``datasets.<name>.params``)."""
     options = options or {}
-    where = f"datasets.{name}.params"
+    where = where or f"datasets.{name}.params"
+    for key, types, kind in (("max_extract_bytes", int, "an integer"), ("max_extract_ratio", (int, float), "a number")):
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types) or value < 1):
+            raise ValueError(f"{where}.{key}: expected {kind} >= 1, got {value!r}")
     variant = chosen_variant(name, options)
     optional = {role for role, roles in variant.roles.items() if all(r.optional for r in roles)}
     unknown_roles = sorted(wanted_roles(options) - optional)

@@ -32,8 +32,11 @@ random stream therefore differs from upstream's; the distributions are the same
 (SIMULATORS.md gives a comparison with the upstream code on the real weights).
 
 The weights are not redistributable (the repository has no licence); the workflow
-downloads them from the pinned commit and checks their sha256 (``WEIGHT_FILES``). The
-project's own modules load them with ``torch.load(weights_only=True)``.
+downloads them from the pinned commit and checks their sha256 (``WEIGHT_FILES``). Like a
+dataset's files, each can come from a mirror or a local copy instead, with checksum pins
+of its own: ``simulators.virtualtb.params.files.<file>.{url, path, sha256, ...}`` (read
+by the download rule, and by ``make``, which checks the loaded files against those pins).
+The project's own modules load them with ``torch.load(weights_only=True)``.
 
 Actions: "continuous" = the 27-dim weight vector in [-1, 1]; "discrete" = an index into
 a fixed set of ``n_discrete_actions`` weight vectors drawn uniformly from [-1, 1]^27 with
@@ -43,15 +46,16 @@ numpy's ``default_rng(DISCRETE_ACTION_SEED)``, the same for every run and method
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
+from imrl.data import sources
+from imrl.data.download import VerificationError, verify
 from imrl.data.sources import VIRTUALTB
 from imrl.envs.simulators import BatchedSimulator, OneUserEnv
 
@@ -109,7 +113,10 @@ class VirtualTBNetworks(nn.Module):
         return self.click_model[1:](hidden)
 
     @classmethod
-    def load(cls, weights_dir: str | Path = DEFAULT_WEIGHTS_DIR, verify_sha256: bool = True) -> "VirtualTBNetworks":
+    def load(cls, weights_dir: str | Path = DEFAULT_WEIGHTS_DIR, verify_sha256: bool = True,
+             files: Mapping[str, Any] | None = None) -> "VirtualTBNetworks":
+        """The three networks from `weights_dir`; with `verify_sha256`, each file is first
+        checked against the registry's checksums, or the config's pins in `files`."""
         weights_dir = Path(weights_dir)
         missing = [name for name in cls.FILES.values() if not (weights_dir / name).is_file()]
         if missing:
@@ -118,11 +125,12 @@ class VirtualTBNetworks(nn.Module):
         for attribute, name in cls.FILES.items():
             path = weights_dir / name
             if verify_sha256:
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                if digest != WEIGHT_FILES[name][1]:
-                    raise ValueError(f"{path}: sha256 {digest} is not the pinned {WEIGHT_FILES[name][1]} "
-                                     f"(a different or damaged file; download it again from "
-                                     f"{WEIGHT_URLS[name]})")
+                try:
+                    verify(path, sources.expected_checksums(sources.remote_file("virtualtb", name), {"files": files}))
+                except VerificationError as error:
+                    raise ValueError(f"{weights_dir}: {error} (a different or damaged file; download it again from "
+                                     f"{WEIGHT_URLS[name]}, or pin this copy's checksums in "
+                                     f"simulators.virtualtb.params.files.{name})") from None
             state = torch.load(path, map_location="cpu", weights_only=True)
             try:
                 getattr(networks, attribute).load_state_dict(state)
@@ -145,7 +153,8 @@ def missing_weights_message(weights_dir: Path, missing: list[str]) -> str:
              "They are not shipped with imrl-bench (the upstream repository has no licence to redistribute "
              "them); the workflow downloads them. To get them by hand, download into that directory:"]
     lines += [f"  {WEIGHT_URLS[name]}  (sha256 {sha})" for name, (_, sha) in WEIGHT_FILES.items()]
-    lines.append("or pass weights_dir=<directory holding the three files>.")
+    lines.append("or set simulators.virtualtb.params.files.<file>.url (a mirror) or .path (a local copy), "
+                 "or pass weights_dir=<directory holding the three files>.")
     return "\n".join(lines)
 
 
@@ -169,13 +178,14 @@ class VirtualTB(BatchedSimulator):
 
     def __init__(self, num_envs: int = 1, action_interface: str = "continuous",
                  weights_dir: str | Path = DEFAULT_WEIGHTS_DIR, networks: VirtualTBNetworks | None = None,
-                 n_discrete_actions: int = 100, verify_sha256: bool = True, device: str | torch.device = "cpu"):
+                 n_discrete_actions: int = 100, verify_sha256: bool = True, device: str | torch.device = "cpu",
+                 files: Mapping[str, Any] | None = None):
         self.action_set = discrete_action_set(n_discrete_actions)
         super().__init__(num_envs, action_interface, observation_space(), ACTION_DIM,
                          gym.spaces.Discrete(n_discrete_actions))
         self.device = torch.device(device)
         if networks is None:
-            networks = VirtualTBNetworks.load(weights_dir, verify_sha256)
+            networks = VirtualTBNetworks.load(weights_dir, verify_sha256, files)
         self.networks = networks.to(self.device).eval().requires_grad_(False)
         n = self.num_envs
         self.profile = torch.zeros((n, PROFILE_DIM), device=self.device)
@@ -249,7 +259,9 @@ class VirtualTB(BatchedSimulator):
 
 
 def make(num_envs: int = 1, action_interface: str = "continuous", **params: Any) -> VirtualTB:
-    """The registry's factory (params: weights_dir, n_discrete_actions, verify_sha256, device)."""
+    """The registry's factory (params: weights_dir, n_discrete_actions, verify_sha256, device,
+    and files: the download's per-file mirror, local path and checksum pins)."""
+    sources.check_params("virtualtb", {"files": params.get("files")}, where="simulators.virtualtb.params")
     return VirtualTB(num_envs, action_interface, **params)
 
 

@@ -143,5 +143,5 @@ def run_simulator(simulator: str, agent_cls: type[OnlineAgent], params: dict[str
         agent.use_item_view(train_env.item_view())
     result = train_and_test(agent, train_env, test_env, episodes=episodes, seed=ctx.seed, test_every=test_every,
                             test_episodes=test_episodes, progress=ctx.progress,
-                            checkpoint=Checkpointer(ctx, f"online-{agent_cls.__name__}"))
+                            checkpoint=Checkpointer(ctx, "online", agent_cls))
     return result, result.agent

@@ -26,7 +26,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from imrl.io import atomic_path
-from imrl.report.results import RunFileError
 
 #: The paper's Figure 2 panels, in order, with their printed names.
 SIMULATORS = {"virtualtb": "VirtualTB", "recogym": "RecoGym", "recsim": "RecSim"}
@@ -56,16 +55,11 @@ class Band:
 
 def curve_band(runs: pd.DataFrame) -> Band:
     """Mean and spread over the ok runs (rows of ``load_runs``) of one method on one
-    simulator. A curve whose two arrays differ in length is a bad file, named."""
+    simulator (reading checked that each curve's arrays agree)."""
     series = []
     for run in runs.itertuples():
         curve = run.curve or {}
-        episode, ctr = curve.get("episode", []), curve.get("ctr", [])
-        if len(episode) != len(ctr):
-            raise RunFileError(f"{run.path}: curve: {len(episode)} episodes but {len(ctr)} CTR values")
-        if len(set(episode)) != len(episode):
-            raise RunFileError(f"{run.path}: curve.episode: repeated episode numbers")
-        series.append(pd.Series(ctr, index=episode, dtype=float))
+        series.append(pd.Series(curve.get("ctr", []), index=curve.get("episode", []), dtype=float))
     table = pd.concat(series, axis=1).sort_index() if series else pd.DataFrame()
     return Band(runs["method"].iloc[0] if len(runs) else "", table.index.to_numpy(dtype=float),
                 table.mean(axis=1).to_numpy(), table.std(axis=1, ddof=1).to_numpy(), len(series))

@@ -2,10 +2,11 @@
 
 One section per dataset and simulator. A row is one method's numbers of one kind:
 - "reproduced": this suite's runs (results/runs), mean ± sample std over ok seeds;
-- "submitted": external run files in results/submissions/*.json, each validated with
-  ``imrl.schemas.validate_run`` (the same contract as the suite's own runs); a file
-  that fails is rejected with its reason (on the page and in the log) and the rest
-  still builds. Submitted runs are never pooled with reproduced ones;
+- "submitted": external run files in results/submissions/*.json, each read like the
+  suite's own runs (``imrl.report.results.read_run``: the same contract) and at most
+  ``MAX_SUBMISSION_BYTES`` long; a file that fails in any way is rejected with its
+  reason (on the page and in the log) and the rest still builds. Submitted runs are
+  never pooled with reproduced ones;
 - "reported by the paper": the IMRL paper's Table II (results/reported), as printed.
 Every row carries its provenance (commits, config hashes, hardware, mean wall time per
 seed, date of the last run) and the side-information substitutes its runs declared.
@@ -14,7 +15,15 @@ Significance: within the reproduced rows of a section, per metric, the best mean
 against each other method (``imrl.report.significance``: paired t-test over matched
 seeds, Holm-adjusted); submitted and reported rows are not tested (no shared seeds).
 
-The page is one static file that works offline: inline CSS and JavaScript, no
+What the page adds to the rows: per metric a 95% interval (Student's t over the seeds),
+the rank of every row in its section (1 = highest mean, ties share the best rank), the
+paper's number beside a reproduced one of the same method, and per setting the mean rank
+of each reproduced method over the sections it has (ties share the average rank). Online
+rows carry their learning curve (Figure 2's line and band, ``figures.curve_band``).
+Methods link to METHODS.md and their paper, commits to the repository
+(``imrl.report.links``).
+
+The page is one static file that works offline: inline CSS, JavaScript and SVG, no
 network. The data goes in as JSON inside <script type="application/json"> with `<`,
 `>`, `&` and the JavaScript line separators written as \\u escapes, and the script
 builds the DOM with textContent only, so any string from a results file shows as text.
@@ -24,16 +33,19 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from imrl.io import atomic_write_text
-from imrl.report.results import BASE_COLUMNS, PROVENANCE_COLUMNS, RunFileError, read_run, run_row
+from imrl.report import figures
+from imrl.report.links import commit_link, method_links
+from imrl.report.results import (BASE_COLUMNS, PROVENANCE_COLUMNS, Rejected, RunFileError, mean_std, read_run,
+                                 rejection, run_row)
 from imrl.report.significance import ALPHA, MARKER_LEGEND, compare_with_best
 
 log = logging.getLogger(__name__)
@@ -43,23 +55,28 @@ KIND_ORDER = [REPRODUCED, SUBMITTED, REPORTED]
 OFFLINE_PHASE = "test"
 #: Shown in percent, like Table II; other metrics (CTR) as fractions.
 PERCENT_METRICS = ("recall", "precision", "ndcg")
+METRIC_NAMES = {"recall": "Recall", "precision": "Precision", "ndcg": "nDCG", "ctr": "Final CTR"}
+#: The metric a section is ranked by until the reader picks another.
+HEADLINE = {"offline": "ndcg@20", "online": "ctr"}
+CONFIDENCE = 0.95
+#: Points per learning curve on the page: enough for its shape, few enough to keep the page small.
+CURVE_POINTS = 150
+#: Figure 2's line styles as SVG dash patterns.
+DASHES = {"-": "", "--": "7 4", "-.": "7 3 1.5 3", ":": "1.5 3"}
 TEMPLATE = "report/leaderboard_page.html"
 DATA_PLACEHOLDER = "/*LEADERBOARD_DATA*/"
 JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
-
-@dataclass(frozen=True)
-class Rejected:
-    path: str
-    reason: str
+#: Largest submission file read (1 MB): the page embeds what it shows, so it stays small.
+MAX_SUBMISSION_BYTES = 1_000_000
 
 
 # ---------------------------------------------------------------------------- inputs
 
-def load_submissions(directory: str | Path) -> tuple[pd.DataFrame, list[Rejected]]:
+def load_submissions(directory: str | Path,
+                     max_bytes: int = MAX_SUBMISSION_BYTES) -> tuple[pd.DataFrame, list[Rejected]]:
     """Valid submitted runs (rows like ``load_runs``) and the rejected files with why.
-    A missing directory means no submissions. Hidden files are skipped; a second file
-    for the same (dataset, method, seed) is rejected."""
+    A missing directory means no submissions. Hidden files are skipped; a file over
+    `max_bytes` or a second file for the same (dataset, method, seed) is rejected."""
     directory = Path(directory)
     rows, rejected, seen = [], [], {}
     paths = sorted(p for p in directory.rglob("*") if p.is_file()) if directory.is_dir() else []
@@ -69,16 +86,17 @@ def load_submissions(directory: str | Path) -> tuple[pd.DataFrame, list[Rejected
         try:
             if path.suffix != ".json":
                 raise RunFileError(f"{path}: not a .json run file")
-            record = read_run(path)
+            record = read_run(path, max_bytes=max_bytes)
             key = (record["dataset"], record["method"], record["seed"])
             if key in seen:
                 raise RunFileError(f"{path}: a second submission for dataset={key[0]!r}, method={key[1]!r}, "
                                    f"seed={key[2]} (first: {seen[key]})")
+            row = run_row(record, path)
             seen[key] = path
-            rows.append(run_row(record, path))
-        except RunFileError as error:
-            log.warning("submission rejected: %s", error)
-            rejected.append(Rejected(str(path), str(error)))
+            rows.append(row)
+        except Exception as error:   # whatever one file breaks, the others still show
+            rejected.append(rejection(path, error))
+            log.warning("submission rejected: %s", rejected[-1].reason)
     columns = BASE_COLUMNS + PROVENANCE_COLUMNS
     frame = pd.DataFrame(rows)
     return (frame if rows else pd.DataFrame(columns=columns)), rejected
@@ -112,36 +130,64 @@ def run_rows(runs: pd.DataFrame, kind: str) -> list[dict[str, Any]]:
         for column, name in metrics.items():
             present = ok[ok[column].notna()] if column in ok else ok.iloc[0:0]
             if len(present):
-                values[name] = {"mean": float(present[column].mean()),
-                                "std": float(present[column].std(ddof=1)) if len(present) > 1 else None,
-                                "n": len(present),
+                mean, std = mean_std(present[column])
+                values[name] = {"mean": mean, "std": std if len(present) > 1 else None,
+                                "n": len(present), "ci": interval(mean, std, len(present)),
                                 "per_seed": dict(zip(present["seed"].astype(int), present[column].astype(float)))}
         finished = ok["finished_at"].dropna()
         rows.append({
             "dataset": dataset, "setting": group["setting"].iloc[0], "kind": kind, "method": method,
             "n_seeds": len(ok), "n_failed": int((group["status"] == "failed").sum()),
             "metrics": values,
-            "commit": _joined(ok["git_commit"]), "config_hash": _joined(ok["config_hash"]),
-            "hardware": _joined(ok["hardware"].fillna(ok["device"])),
-            "wall_time_s": float(ok["wall_time_s"].mean()) if len(ok) else None,
+            "commit": _joined(ok["git_commit"]), "commits": sorted({str(c) for c in ok["git_commit"].dropna()}),
+            "config_hash": _joined(ok["config_hash"]),
+            "hardware": _joined(ok["hardware"].fillna(ok["device"])), "device": _joined(ok["device"]),
+            "wall_time_s": mean_std(ok["wall_time_s"])[0] if len(ok) else None,
             "date": str(finished.max()) if len(finished) else "",
             "substitutes": sorted({s for subs in group["substitutes"] for s in subs}),
             "source": _joined(group["path"]) if kind == SUBMITTED else "results/runs",
             "errors": _joined(group["error_type"]),
+            "curve": curve(ok),
         })
     return rows
+
+
+def interval(mean: float, std: float, n: int) -> list[float] | None:
+    """The CONFIDENCE interval of a mean over `n` seeds (Student's t); None below two seeds."""
+    if n < 2:
+        return None
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std / np.sqrt(n)
+    return [mean - half, mean + half]
+
+
+def _rounded(values: np.ndarray) -> list[float | None]:
+    return [None if np.isnan(v) else float(f"{v:.5g}") for v in values]
+
+
+def curve(ok: pd.DataFrame) -> dict[str, Any] | None:
+    """Figure 2's line and band of one method's ok online runs: mean CTR per episode
+    and its sample std (None where one seed has the episode), at most CURVE_POINTS
+    evenly spaced points of it; None without curves."""
+    if "curve" not in ok or not ok["curve"].map(bool).any():
+        return None
+    band = figures.curve_band(ok)
+    keep = np.unique(np.linspace(0, len(band.episode) - 1, min(len(band.episode), CURVE_POINTS)).round().astype(int))
+    return {"episode": band.episode[keep].tolist(), "mean": _rounded(band.mean[keep]),
+            "std": _rounded(band.std[keep]), "n_seeds": band.n_seeds}
 
 
 def reported_rows(reported: pd.DataFrame, source: str) -> list[dict[str, Any]]:
     """One row per (dataset, method) of a reported-numbers table (percent -> fraction)."""
     rows = []
     for (dataset, method), group in reported.groupby(["dataset", "method"], sort=False):
-        values = {f"{r.metric}@{r.k}": {"mean": r.mean_percent / 100.0, "std": r.std_percent / 100.0, "n": None}
+        values = {f"{r.metric}@{r.k}": {"mean": r.mean_percent / 100.0, "std": r.std_percent / 100.0, "n": None,
+                                        "ci": None}
                   for r in group.itertuples()}
         rows.append({
             "dataset": dataset, "setting": "offline", "kind": REPORTED, "method": method, "n_seeds": None,
-            "n_failed": 0, "metrics": values, "commit": "", "config_hash": "", "hardware": "", "wall_time_s": None,
-            "date": "", "substitutes": [], "source": source, "errors": "",
+            "n_failed": 0, "metrics": values, "commit": "", "commits": [], "config_hash": "", "hardware": "",
+            "device": "", "wall_time_s": None, "date": "", "substitutes": [], "source": source, "errors": "",
+            "curve": None,
         })
     return rows
 
@@ -174,15 +220,66 @@ def _metric_order(name: str) -> tuple:
     return (int(k) if k.isdigit() else 0, order.get(base, 9), base)
 
 
+def attach_paper_numbers(rows: list[dict[str, Any]]) -> None:
+    """Each reproduced cell with a reported number of the same dataset, method and
+    metric gets it beside its own ("paper": mean and std)."""
+    reported = {(row["dataset"], row["method"]): row["metrics"] for row in rows if row["kind"] == REPORTED}
+    for row in rows:
+        paper = reported.get((row["dataset"], row["method"]), {}) if row["kind"] == REPRODUCED else {}
+        for metric, cell in row["metrics"].items():
+            if metric in paper:
+                cell["paper"] = {"mean": paper[metric]["mean"], "std": paper[metric]["std"]}
+
+
+def mark_ranks(rows: list[dict[str, Any]], metrics: Sequence[str]) -> None:
+    """Per metric, every row of one section that has it gets its "rank" (1 = highest
+    mean; equal means share the better rank, as 1, 2, 2, 4)."""
+    for metric in metrics:
+        having = [row for row in rows if metric in row["metrics"]]
+        ranks = stats.rankdata([-row["metrics"][metric]["mean"] for row in having], method="min")
+        for row, rank in zip(having, ranks):
+            row["metrics"][metric]["rank"] = int(rank)
+
+
+def mean_ranks(sections: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Setting -> metric -> one entry per reproduced method: its rank among the
+    reproduced rows of each section where it has the metric (equal means share the
+    average rank), their mean and number; best mean rank first, then more sections."""
+    ranks: dict[str, dict[str, dict[str, list]]] = {}
+    for section in sections:
+        for metric in (m["key"] for m in section["metrics"]):
+            having = [row for row in section["rows"] if row["kind"] == REPRODUCED and metric in row["metrics"]]
+            average = stats.rankdata([-row["metrics"][metric]["mean"] for row in having], method="average")
+            for row, rank in zip(having, average):
+                ranks.setdefault(section["setting"], {}).setdefault(metric, {}).setdefault(row["method"], []).append(
+                    {"dataset": section["name"], "rank": float(rank), "of": len(having)})
+    return {setting: {metric: sorted(({"method": method, "mean_rank": float(np.mean([r["rank"] for r in per])),
+                                       "n": len(per), "ranks": per} for method, per in methods.items()),
+                                     key=lambda entry: (entry["mean_rank"], -entry["n"], entry["method"]))
+                      for metric, methods in by_metric.items()}
+            for setting, by_metric in ranks.items()}
+
+
+def _metric_info(key: str) -> dict[str, Any]:
+    base, _, k = key.partition("@")
+    percent = base in PERCENT_METRICS
+    label = METRIC_NAMES.get(base, base) + (f"@{k}" if k else "") + (" (%)" if percent else "")
+    return {"key": key, "label": label, "percent": percent}
+
+
 def build_leaderboard(runs: pd.DataFrame, submissions: pd.DataFrame, rejected: Sequence[Rejected],
                       reported: pd.DataFrame | None, reported_source: str,
-                      order: Sequence[str] = ()) -> dict[str, Any]:
+                      order: Sequence[str] = (), repository: str | None = None) -> dict[str, Any]:
     """The page's data: sections (one per dataset/simulator; `order` first, then the
-    rest sorted), their metrics and rows, the rejected submissions and the legend."""
+    rest sorted) with their metrics, headline metric and rows, the mean ranks over
+    sections, the metrics of each setting, links of the registered methods (to
+    `repository`'s web pages when given), the rejected files (runs and submissions)
+    and the legend."""
     rows = run_rows(runs, REPRODUCED) + run_rows(submissions, SUBMITTED)
     if reported is not None:
         rows += reported_rows(reported, reported_source)
     mark_significance(rows)
+    attach_paper_numbers(rows)
     names = list(dict.fromkeys([*order, *sorted({row["dataset"] for row in rows})]))
     sections = []
     for name in names:
@@ -191,26 +288,52 @@ def build_leaderboard(runs: pd.DataFrame, submissions: pd.DataFrame, rejected: S
             continue
         section_rows.sort(key=lambda row: KIND_ORDER.index(row["kind"]))
         metrics = sorted({m for row in section_rows for m in row["metrics"]}, key=_metric_order)
+        mark_ranks(section_rows, metrics)
+        for index, row in enumerate(r for r in section_rows if r["curve"]):
+            style = figures.line_style(index)
+            row["curve"].update(color=style["color"], dash=DASHES[style["linestyle"]])
         for row in section_rows:
+            row["commits"] = [commit_link(sha, repository) for sha in row["commits"]]
             for cell in row["metrics"].values():
                 cell.pop("per_seed", None)
+        setting = section_rows[0]["setting"]
         sections.append({
-            "name": name, "setting": section_rows[0]["setting"],
-            "metrics": [{"key": m, "label": m + (" (%)" if m.split("@")[0] in PERCENT_METRICS else ""),
-                         "percent": m.split("@")[0] in PERCENT_METRICS} for m in metrics],
+            "name": name, "setting": setting, "metrics": [_metric_info(m) for m in metrics],
+            # None when every run of the section failed: its rows have no metric.
+            "headline": HEADLINE[setting] if HEADLINE[setting] in metrics else next(iter(metrics), None),
             "rows": section_rows,
         })
+    keys_of: dict[str, set[str]] = {}
+    for section in sections:
+        keys_of.setdefault(section["setting"], set()).update(m["key"] for m in section["metrics"])
+    setting_metrics = {setting: sorted(keys, key=_metric_order) for setting, keys in keys_of.items() if keys}
     return {
         "sections": sections,
+        "overall": mean_ranks(sections),
+        "metrics": {setting: [_metric_info(m) for m in keys] for setting, keys in setting_metrics.items()},
+        "headline": {setting: HEADLINE[setting] if HEADLINE[setting] in keys else keys[0]
+                     for setting, keys in setting_metrics.items()},
+        "methods": method_links({row["method"] for row in rows}, repository),
         "rejected": [{"path": r.path, "reason": r.reason} for r in rejected],
         "legend": [
+            "Rank: position by the headline metric's mean among all rows of the section (ties share the better "
+            "rank). Pick the headline metric of the offline datasets above the table; the simulators are ranked "
+            "by their final CTR.",
             "Mean ± sample standard deviation (ddof=1) over ok seeds; offline metrics on the test split, in percent; "
-            "CTR as a fraction.",
-            "Bold: best reproduced mean of its column. " + MARKER_LEGEND,
+            f"CTR as a fraction. {CONFIDENCE:.0%} interval: Student's t confidence interval of the mean over the "
+            "seeds (none for one seed, nor for the paper's numbers, whose seeds are not given).",
+            f"Chart: dot = mean, bar = its {CONFIDENCE:.0%} interval, hollow diamond = the paper's number, thin "
+            "vertical line = the best reproduced mean; one axis per table (its range heads the chart column).",
+            "Bold: best reproduced mean of the section. " + MARKER_LEGEND,
             f"Significance is computed among reproduced rows only (alpha = {ALPHA}); submitted and reported rows "
             "are never pooled with them or tested.",
             "Reported by the paper: numbers as printed in the IMRL paper's Table II; the paper does not give "
-            "its number of seeds.",
+            "its number of seeds. \"paper\" under a reproduced number is the same method's reported number.",
+            "Overall: each reproduced method's rank on every dataset (or simulator) where it ran, among the "
+            "reproduced methods there (ties share the average rank), and their mean; fewer datasets make a mean "
+            "rank less certain.",
+            "Learning curves: mean test CTR over seeds after each block of training episodes, shaded ± one sample "
+            "standard deviation (the data of Figure 2).",
         ],
     }
 

@@ -12,8 +12,9 @@ Conventions, also printed under the table:
 - With one seed the standard deviation is undefined and shown as "n/a", not 0.
 - Failed runs are shown, never dropped: a (method, dataset) whose every seed failed
   reads "failed [i]" with the error in note i; when only some seeds failed the cell is
-  the mean over the ok seeds marked "[k/n seeds]" and a note. A cell with no run
-  reads "–". A cell whose seed count differs from the table's usual one is marked
+  the mean over the ok seeds marked "[k/n seeds]" and a note. A run file the report
+  rejected (``imrl.report.results.load_grid``) counts as a failed seed whose note is
+  the reason. A cell with no run reads "–". A cell whose seed count differs from the table's usual one is marked
   "[k seeds]".
 
 The tidy ``Table2.cells`` frame is the single source of all three renderings, so
@@ -32,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from imrl.io import atomic_write_text
-from imrl.report.results import RunFileError, load_runs
+from imrl.report.results import RunFileError, load_runs, mean_std
 from imrl.report.significance import MARKER_LEGEND, compare_with_best
 
 #: Table II's measures, in the paper's column order: metric key -> column label.
@@ -90,10 +91,10 @@ def build_table2(runs: pd.DataFrame, k: int = 20, datasets: Sequence[str] | None
             for metric in METRICS:
                 percent = 100.0 * _metric_values(ok, f"{metric}@{k}")
                 per_seed[method, dataset, metric] = dict(zip(ok["seed"], percent))
+                mean, std = mean_std(percent)
                 rows.append({
                     "method": method, "dataset": dataset, "metric": metric, "k": k,
-                    "mean_percent": percent.mean() if len(percent) else np.nan,
-                    "std_percent": percent.std(ddof=1) if len(percent) > 1 else np.nan,
+                    "mean_percent": mean, "std_percent": std,
                     "n_ok": len(ok), "n_failed": len(failed),
                     "seeds_ok": _seed_list(ok), "seeds_failed": _seed_list(failed),
                     "note": len(notes) if errors else None,

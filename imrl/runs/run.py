@@ -9,6 +9,8 @@ failure. The file appears atomically; the schema is checked before it is written
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import random
 import shutil
 import time
@@ -21,8 +23,6 @@ import torch
 
 from imrl import registry
 from imrl.api import RunContext
-from imrl.checkpoint import SUFFIX as CHECKPOINT_SUFFIX
-from imrl.config import config_hash
 from imrl.data.split import PHASES, load_split
 from imrl.envs.environment import OfflineEnvironment
 from imrl.envs.user_model import load_user_model, read_meta
@@ -32,6 +32,13 @@ from imrl.io import atomic_write_json
 from imrl.runs import provenance
 from imrl.runs.gpu import gpu_slot
 from imrl.schemas import validate_run
+
+
+def config_hash(obj: Any) -> str:
+    """sha256 of the canonical JSON form (sorted keys): equal configs, equal hashes. Here
+    rather than in imrl/config.py, so that the config checks are not code of every run
+    (the inputs of its job)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 def seed_everything(seed: int) -> None:
@@ -64,20 +71,22 @@ def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any]
         "training": None, "config": job,
     }
     device, slot = "cpu", None
-    resumed = checkpoint_dir is not None and any(Path(checkpoint_dir).glob(f"*{CHECKPOINT_SUFFIX}"))
+    run_hash = config_hash({"dataset": dataset, "method": method, **job})
+    resumes: list[str] = []   # where a checkpoint was really resumed (imrl/checkpoint.py)
     try:
         cls = spec.load(setting)
         with gpu_slot(wanted=spec.gpu) as slot:
             device = str(pick_device(slot))
             ctx = RunContext(seed=seed, device=torch.device(device), budget=job.get("budget", {}),
-                             checkpoint_dir=checkpoint_dir, checkpoint_every_s=checkpoint_every_s, progress=progress)
+                             checkpoint_dir=checkpoint_dir, checkpoint_every_s=checkpoint_every_s, progress=progress,
+                             config_hash=run_hash, resumes=resumes)
             seed_everything(seed)
             body(cls, {**spec.defaults, **job.get("method", {})}, ctx, record)
     except Exception as error:  # the record must say what failed, whatever it was
         record.update(status="failed", metrics={}, n_users={}, curve=None, training=None, error={
             "type": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()})
-    record["provenance"] = provenance.collect(config_hash({"dataset": dataset, "method": method, **job}), device,
-                                              started, time.perf_counter() - t0, resumed, slot)
+    record["provenance"] = provenance.collect(run_hash, device, started, time.perf_counter() - t0, bool(resumes),
+                                              slot)
     validate_run(record, str(out))
     atomic_write_json(out, record)
     if checkpoint_dir is not None and record["status"] == "ok":

@@ -1,8 +1,9 @@
 """Amazon product data (2014): ratings-only CSV or 5-core reviews, + categories.
 
-- ratings-only CSV: headerless ``user,item,rating,timestamp`` (stars 1-5, unix seconds).
+- ratings-only CSV: headerless ``user,item,rating,timestamp`` (stars 1-5, unix seconds,
+  not negative: -1 is the suite's "no timestamp").
 - 5-core reviews: one JSON object a line (gzip), of which we read ``reviewerID``,
-  ``asin``, ``overall`` and ``unixReviewTime``.
+  ``asin``, ``overall`` (1-5) and ``unixReviewTime`` (not negative).
 - metadata (optional, ``params.with: [metadata]``): one product a line, a Python dict
   literal in the 2014 release (single quotes; JSON in later ones). ``categories`` is a
   list of category paths (``[['CDs & Vinyl', 'Rock', 'Classic Rock'], ...]``); an item's
@@ -32,6 +33,7 @@ from imrl.data.readers.base import (DEFAULT_MAX_SKIPPED_FRACTION, Columns, IdInd
 
 DEFAULTS = {"category_depth": 1, "max_skipped_fraction": DEFAULT_MAX_SKIPPED_FRACTION}
 REVIEW_KEYS = ("reviewerID", "asin", "overall", "unixReviewTime")
+STARS = (1.0, 5.0)
 ASIN = re.compile(r"""['"]asin['"]\s*:\s*['"]([^'"]+)['"]""")
 
 
@@ -43,16 +45,21 @@ def check_rating_line(line: str) -> str | None:
         return "expected non-empty user and item ids"
     if not is_number(fields[2]) or not is_number(fields[3], integer=True):
         return "expected a numeric rating and an integer timestamp"
+    if not STARS[0] <= float(fields[2]) <= STARS[1]:
+        return f"expected a rating from {STARS[0]} to {STARS[1]}"
+    if int(fields[3]) < 0:
+        return "expected a non-negative timestamp (unix seconds)"
     return None
 
 
 def read_ratings_csv(path: Path, columns: Columns, users: IdIndex, items: IdIndex, stats: ReadStats) -> None:
     types = {"user": pa.string(), "item": pa.string(), "rating": pa.float32(), "timestamp": pa.int64()}
     for batch, where in csv_batches(path, list(types), types, check_rating_line):
-        rating = batch.column("rating").to_numpy()
-        ensure_valid(bool(np.isfinite(rating).all()), where, path, check_rating_line)
+        rating, timestamp = batch.column("rating").to_numpy(), batch.column("timestamp").to_numpy()
+        valid = ((rating >= STARS[0]) & (rating <= STARS[1])).all() and (timestamp >= 0).all()
+        ensure_valid(bool(valid), where, path, check_rating_line)
         columns.append(users.encode_strings(batch.column("user")), items.encode_strings(batch.column("item")),
-                       rating, batch.column("timestamp").to_numpy())
+                       rating, timestamp)
         stats.add("rating_lines", batch.num_rows)
 
 
@@ -64,9 +71,10 @@ def _review(line: str, path: Path, number: int) -> tuple[str, str, float, int]:
         raise FormatError(f"{path}:{number}: expected a JSON object with {', '.join(REVIEW_KEYS)} "
                           f"({type(err).__name__}: {err}): {line[:200]!r}") from None
     if not (isinstance(user, str) and isinstance(item, str) and isinstance(rating, (int, float))
-            and isinstance(time, int) and not isinstance(time, bool)):
-        raise FormatError(f"{path}:{number}: expected string reviewerID and asin, numeric overall and integer "
-                          f"unixReviewTime: {line[:200]!r}")
+            and not isinstance(rating, bool) and STARS[0] <= rating <= STARS[1]
+            and isinstance(time, int) and not isinstance(time, bool) and time >= 0):
+        raise FormatError(f"{path}:{number}: expected string reviewerID and asin, overall a number from {STARS[0]} "
+                          f"to {STARS[1]} and unixReviewTime a non-negative integer: {line[:200]!r}")
     return user, item, float(rating), time
 
 

@@ -9,8 +9,8 @@ multiple of the final table.
 from __future__ import annotations
 
 import gzip
-import io
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,7 @@ from imrl.data.sources import SOURCE_KEYS
 
 BLOCK_BYTES = 16 << 20          # text handed to pyarrow at a time
 MAX_EXAMPLES = 5                # skipped lines quoted in the stats
+_INTEGER = re.compile(r"[ \t]*-?[0-9]+[ \t]*")   # as pyarrow reads integers
 DEFAULT_MAX_SKIPPED_FRACTION = 0.01
 
 
@@ -229,17 +230,21 @@ def build(columns: Columns, users: IdIndex, items: IdIndex, source: str, **side:
 # --------------------------------------------------------------------------------------
 # Text and errors
 
-def open_text(path: Path, encoding: str) -> io.TextIOWrapper:
-    """A text stream over a plain or gzip file whose lines end at \\n only (a stray \\r
-    inside a line does not split it; a \\r before the \\n is kept for the caller to strip)."""
-    return io.TextIOWrapper(open_binary(path), encoding=encoding, newline="\n")
+def decode_line(raw: bytes | bytearray, encoding: str, path: Path | str, number: int) -> str:
+    """One line's text; bytes that are not `encoding` are an error naming the file and line."""
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise FormatError(f"{path}:{number}: not {encoding} text ({err.reason} at byte {err.start}): "
+                          f"{bytes(raw[:200])!r}") from None
 
 
 def numbered_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without its line break)."""
-    with open_text(path, encoding) as fh:
-        for number, line in enumerate(fh, start=1):
-            yield number, line.rstrip("\r\n")
+    """(1-based line number, line without its line break) of a plain or gzip file whose
+    lines end at \\n only (a stray \\r inside a line does not split it)."""
+    with open_binary(path) as fh:
+        for number, raw in enumerate(fh, start=1):
+            yield number, decode_line(raw, encoding, path, number).rstrip("\r\n")
 
 
 def first_bad_line(lines: Iterable[tuple[int, str]], check: Callable[[str], str | None],
@@ -254,8 +259,7 @@ def first_bad_line(lines: Iterable[tuple[int, str]], check: Callable[[str], str 
 
 
 def expect_header(path: Path, expected: str, encoding: str = "utf-8") -> None:
-    with open_text(path, encoding) as fh:
-        first = fh.readline().rstrip("\r\n").lstrip("\ufeff")
+    first = next(numbered_lines(path, encoding), (1, ""))[1].lstrip("\ufeff")
     if first != expected:
         raise FormatError(f"{path}:1: expected the header {expected!r}, got {first[:200]!r}")
 
@@ -289,9 +293,12 @@ def count_lines(path: Path) -> int:
     return lines + (last != b"\n")
 
 
-def block_lines(block: bytes | bytearray, first_line: int, encoding: str) -> Iterator[tuple[int, str]]:
-    for offset, line in enumerate(block.decode(encoding).split("\n")[:-1]):
-        yield first_line + offset, line.rstrip("\r")
+def block_lines(block: bytes | bytearray, first_line: int, encoding: str, path: Path | str
+                ) -> Iterator[tuple[int, str]]:
+    """(line number, text) of the block's lines; a line that is not `encoding` text is an
+    error naming `path` and the line."""
+    for number, raw in enumerate(block.split(b"\n")[:-1], start=first_line):
+        yield number, decode_line(raw, encoding, path, number).rstrip("\r")
 
 
 def csv_batches(path: Path, names: list[str], types: dict[str, pa.DataType], check: Callable[[str], str | None],
@@ -317,7 +324,7 @@ def csv_batches(path: Path, names: list[str], types: dict[str, pa.DataType], che
             table = pacsv.read_csv(pa.py_buffer(text), read_options=read, parse_options=parse,
                                    convert_options=convert)
         except pa.ArrowInvalid as err:
-            raise (first_bad_line(block_lines(block, first_line, encoding), check, path)
+            raise (first_bad_line(block_lines(block, first_line, encoding, path), check, path)
                    or FormatError(f"{path}: lines from {first_line}: {err}")) from None
         yield table, (first_line, block)
 
@@ -327,16 +334,27 @@ def ensure_valid(ok: bool, where: tuple[int, bytearray], path: Path, check: Call
     """Raise the block's first bad line when a vectorised check of its values failed."""
     if not ok:
         first_line, block = where
-        raise (first_bad_line(block_lines(block, first_line, encoding), check, path)
+        raise (first_bad_line(block_lines(block, first_line, encoding, path), check, path)
                or FormatError(f"{path}: lines {first_line}..: values out of range (no single bad line found)"))
 
 
+def is_digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes '²' (which ``int`` refuses) and '٣'
+    (which ``int`` reads as 3)."""
+    return text.isascii() and text.isdigit()
+
+
 def is_number(text: str, integer: bool = False) -> bool:
+    """Whether `text` is a number as pyarrow reads one: an integer when `integer` (ASCII
+    digits, no '+' nor '_', which ``int`` accepts), else a finite float."""
+    if integer:
+        return _INTEGER.fullmatch(text) is not None
+    if not text.isascii() or "_" in text:
+        return False
     try:
-        value = int(text) if integer else float(text)
+        return math.isfinite(float(text))
     except ValueError:
         return False
-    return integer or math.isfinite(value)
 
 
 def categories_from_names(names: list[str | None]) -> tuple[np.ndarray, list[str]]:

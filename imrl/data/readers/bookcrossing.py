@@ -29,7 +29,7 @@ import numpy as np
 
 from imrl.data.interactions import NO_TIMESTAMP, FormatError
 from imrl.data.readers.base import (DEFAULT_MAX_SKIPPED_FRACTION, Columns, IdIndex, ReadResult, ReadStats, RowBuffer,
-                                    build, count_lines, numbered_lines, resolve_options)
+                                    build, count_lines, is_digits, numbered_lines, resolve_options)
 
 DEFAULTS = {"top_countries": 20, "min_age": 5, "max_age": 100, "max_skipped_fraction": DEFAULT_MAX_SKIPPED_FRACTION}
 ENCODING = "latin-1"
@@ -73,7 +73,7 @@ def read_ratings(path: Path, rows: RowBuffer, stats: ReadStats) -> None:
             stats.skip(path, number, "not three ';'-separated quoted fields", line)
             continue
         user, isbn, rating = fields
-        if not user.isdigit() or not isbn or not rating.isdigit() or int(rating) > 10:
+        if not is_digits(user) or not isbn or not is_digits(rating) or int(rating) > 10:
             stats.skip(path, number, "expected a numeric User-ID, an ISBN and a rating 0-10", line)
             continue
         rows.add(int(user), isbn, float(rating), NO_TIMESTAMP)
@@ -94,7 +94,7 @@ def read_demographics(path: Path, users: IdIndex, opts: Mapping[str, Any], stats
             _expect_header(path, line, USERS_HEADER)
             continue
         fields = split_fields(USER_LINE, line)
-        if fields is None or not fields[0].isdigit() or not (fields[2].isdigit() or fields[2] == "NULL"):
+        if fields is None or not is_digits(fields[0]) or not (is_digits(fields[2]) or fields[2] == "NULL"):
             stats.skip(path, number, "expected \"User-ID\";\"Location\";Age (Age a number or NULL)", line)
             continue
         stats.add("users_rows")

@@ -2,10 +2,11 @@
 JSON with dates; + genres.
 
 - ``goodreads_interactions.csv``: header ``user_id,book_id,is_read,rating,is_reviewed``,
-  numeric ids (re-numbered by the publisher), rating 0 = not rated, no timestamps (-1:
-  the split falls back to file order). ``user_id_map.csv`` (``user_id_csv,user_id``)
-  and ``book_id_map.csv`` (``book_id_csv,book_id``) give back the original ids, which
-  become the raw ids, so both layouts name users and books alike.
+  numeric ids (re-numbered by the publisher from 0), ``is_read`` and ``is_reviewed`` 0 or
+  1, rating 0 = not rated, no timestamps (-1: the split falls back to file order).
+  ``user_id_map.csv`` (``user_id_csv,user_id``) and ``book_id_map.csv``
+  (``book_id_csv,book_id``) give back the original ids, which become the raw ids, so
+  both layouts name users and books alike.
 - ``goodreads_interactions_dedup.json.gz``: the same interactions as JSON lines with
   the original ids and dates; the timestamp is ``date_added`` (always present, e.g.
   ``Mon Aug 01 13:41:57 -0700 2016``), the date the book entered the user's shelves.
@@ -25,13 +26,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from imrl.data.interactions import NO_TIMESTAMP, FormatError
 from imrl.data.readers.base import (Columns, IdIndex, ReadResult, ReadStats, block_lines, build,
-                                    categories_from_names, category_side, count_lines, csv_batches, ensure_valid, first_bad_line,
-                                    is_number, numbered_lines, text_blocks)
+                                    categories_from_names, category_side, count_lines, csv_batches, ensure_valid,
+                                    expect_header, first_bad_line, is_number, numbered_lines, text_blocks)
 
 CSV_HEADER = "user_id,book_id,is_read,rating,is_reviewed"
 DATE_FORMAT = "%a %b %d %H:%M:%S %z %Y"
@@ -43,20 +43,25 @@ def check_csv_line(line: str) -> str | None:
     fields = line.split(",")
     if len(fields) != 5 or not all(is_number(f, integer=True) for f in fields):
         return f"expected 5 integer fields {CSV_HEADER}"
-    if not 0 <= int(fields[3]) <= 5:
+    user, book, is_read, rating, is_reviewed = (int(f) for f in fields)
+    if user < 0 or book < 0:
+        return "expected non-negative user_id and book_id (rows of the id maps)"
+    if is_read not in (0, 1) or is_reviewed not in (0, 1):
+        return "expected is_read and is_reviewed 0 or 1"
+    if not 0 <= rating <= 5:
         return "expected a rating from 0 (not rated) to 5"
     return None
 
 
 def read_csv(path: Path, columns: Columns, users: IdIndex, items: IdIndex, stats: ReadStats) -> None:
-    with open(path, encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\r\n")
-    if header != CSV_HEADER:
-        raise FormatError(f"{path}:1: expected the header {CSV_HEADER!r}, got {header[:200]!r}")
+    expect_header(path, CSV_HEADER)
     types = {name: pa.int64() for name in CSV_HEADER.split(",")}
     for batch, where in csv_batches(path, list(types), types, check_csv_line, skip_lines=1):
         rating = batch.column("rating").to_numpy()
-        ensure_valid(bool(((rating >= 0) & (rating <= 5)).all()), where, path, check_csv_line)
+        ids = np.concatenate([batch.column("user_id").to_numpy(), batch.column("book_id").to_numpy()])
+        flags = np.concatenate([batch.column("is_read").to_numpy(), batch.column("is_reviewed").to_numpy()])
+        valid = ((rating >= 0) & (rating <= 5)).all() and (ids >= 0).all() and np.isin(flags, (0, 1)).all()
+        ensure_valid(bool(valid), where, path, check_csv_line)
         columns.append(users.encode_ints(batch.column("user_id").to_numpy()),
                        items.encode_ints(batch.column("book_id").to_numpy()),
                        rating, np.full(batch.num_rows, NO_TIMESTAMP, np.int64))
@@ -65,29 +70,35 @@ def read_csv(path: Path, columns: Columns, users: IdIndex, items: IdIndex, stats
         stats.add("rated", int((rating > 0).sum()))
 
 
+def check_map_line(line: str) -> str | None:
+    fields = line.split(",")
+    if len(fields) != 2 or not is_number(fields[0], integer=True) or int(fields[0]) < 0:
+        return "expected a non-negative integer id, a comma and the original id"
+    return None
+
+
 def original_ids(map_path: Path, csv_ids: np.ndarray, header: str) -> np.ndarray:
     """The original ids of `csv_ids` from an id map ``<x>_csv,<x>``."""
     names = header.split(",")
-    with open(map_path, encoding="utf-8") as fh:
-        first = fh.readline().rstrip("\r\n")
-    if first != header:
-        raise FormatError(f"{map_path}:1: expected the header {header!r}, got {first[:200]!r}")
-    try:
-        table = pacsv.read_csv(str(map_path), read_options=pacsv.ReadOptions(skip_rows=1, column_names=names),
-                               convert_options=pacsv.ConvertOptions(column_types={names[0]: pa.int64(),
-                                                                                  names[1]: pa.string()}))
-    except pa.ArrowInvalid as err:
-        raise FormatError(f"{map_path}: expected rows {header}: {err}") from None
-    keys = table.column(0).to_numpy()
-    if len(keys) and (keys.min() < 0 or len(np.unique(keys)) != len(keys)):
-        raise FormatError(f"{map_path}: {names[0]} values must be distinct non-negative integers")
+    expect_header(map_path, header)
+    keys, values = [np.zeros(0, np.int64)], []
+    types = {names[0]: pa.int64(), names[1]: pa.string()}
+    for batch, where in csv_batches(map_path, names, types, check_map_line, skip_lines=1):
+        keys.append(batch.column(0).to_numpy())
+        ensure_valid(bool((keys[-1] >= 0).all()), where, map_path, check_map_line)
+        values += batch.column(1).to_pylist()
+    keys = np.concatenate(keys)
+    _, first_rows = np.unique(keys, return_index=True)
+    if len(first_rows) != len(keys):
+        row = int(np.setdiff1d(np.arange(len(keys)), first_rows)[0])
+        raise FormatError(f"{map_path}:{row + 2}: {names[0]} {keys[row]} appears a second time")
     lookup = np.full(int(keys.max()) + 1 if len(keys) else 0, -1, dtype=np.int64)
     lookup[keys] = np.arange(len(keys))
     position = np.where(csv_ids < len(lookup), lookup[np.minimum(csv_ids, max(len(lookup) - 1, 0))], -1)
     if (position < 0).any():
         missing = csv_ids[position < 0][:5].tolist()
         raise FormatError(f"{map_path}: no entry for {names[0]} {missing} used in the interactions")
-    return np.asarray(table.column(1).to_pylist(), dtype=object)[position].astype(str)
+    return np.asarray(values, dtype=object)[position].astype(str)
 
 
 def check_dedup_line(line: str) -> str | None:
@@ -115,7 +126,7 @@ def read_dedup(path: Path, columns: Columns, users: IdIndex, items: IdIndex, sta
     read = pajson.ReadOptions(use_threads=False, block_size=1 << 30)
     for first_line, block in text_blocks(path):
         def bad_line() -> FormatError:
-            return (first_bad_line(block_lines(block, first_line, "utf-8"), check_dedup_line, path)
+            return (first_bad_line(block_lines(block, first_line, "utf-8", path), check_dedup_line, path)
                     or FormatError(f"{path}: lines from {first_line}: could not be parsed"))
         try:
             table = pajson.read_json(pa.py_buffer(block), read_options=read, parse_options=parse)
@@ -146,8 +157,9 @@ def read_genres(path: Path, book_ids: np.ndarray, stats: ReadStats) -> tuple[np.
         try:
             record = json.loads(line)
             book, genres = str(record["book_id"]), record["genres"]
-            if not isinstance(genres, dict):
-                raise TypeError("genres is not an object")
+            if not isinstance(genres, dict) or not all(isinstance(count, int) and not isinstance(count, bool)
+                                                       and count >= 0 for count in genres.values()):
+                raise TypeError("genres is not an object of non-negative integer counts")
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise FormatError(f"{path}:{number}: expected {{\"book_id\": ..., \"genres\": {{...}}}} "
                               f"({type(err).__name__}: {err}): {line[:200]!r}") from None

@@ -7,7 +7,7 @@
 Keys used: ``user``, ``work`` (from the key tuple when the dict lacks them), ``stars``
 (half stars 0.5-5; may be missing: the review has no rating, kept with rating 0.0) and
 ``unixtime`` (may be missing: timestamp -1, the split's documented fallback then orders
-the row). The dump is known to hold lines that do not parse; each is a counted skip
+the row; a negative one is a skipped line). The dump is known to hold lines that do not parse; each is a counted skip
 (with examples in reader.json), and more than ``max_skipped_fraction`` of them fails.
 """
 
@@ -55,8 +55,8 @@ def parse_line(line: str) -> tuple[str, str, Any, Any] | str:
     stars, time = record.get("stars"), record.get("unixtime")
     if stars is not None and (isinstance(stars, bool) or not isinstance(stars, (int, float)) or not 0 <= stars <= 5):
         return "stars not a number in [0, 5]"
-    if time is not None and (isinstance(time, bool) or not isinstance(time, int)):
-        return "unixtime not an integer"
+    if time is not None and (isinstance(time, bool) or not isinstance(time, int) or time < 0):
+        return "unixtime not a non-negative integer"
     return user, str(work), stars, time
 
 

@@ -1,8 +1,8 @@
 """MovieLens-100K: u.data (+ genres from u.item, demographics from u.user), or the same
 data as RecBole atomic files (ml-100k.inter, .item, .user; ``recbole_atomic``).
 
-u.data: ``user id<TAB>item id<TAB>rating<TAB>timestamp``, ratings 1-5, unix seconds, no
-header. u.item: latin-1, ``|``-separated ``movie id|title|release date|video release
+u.data: ``user id<TAB>item id<TAB>rating<TAB>timestamp``, whole stars 1-5, unix seconds
+(not negative), no header. u.item: latin-1, ``|``-separated ``movie id|title|release date|video release
 date|IMDb URL`` then 19 genre flags (0/1) in ``GENRES`` order. u.user:
 ``user id|age|gender|occupation|zip code``. Clean publisher files: any malformed line is
 an error naming the file and line.
@@ -28,14 +28,15 @@ import pyarrow as pa
 from imrl.data.interactions import FormatError
 from imrl.data.readers import recbole_atomic
 from imrl.data.readers.base import (Columns, IdIndex, ReadResult, ReadStats, build, categories_from_names,
-                                    category_side, count_lines, csv_batches, ensure_valid, feature_matrix, is_number,
-                                    numbered_lines, resolve_options)
+                                    category_side, count_lines, csv_batches, ensure_valid, feature_matrix, is_digits,
+                                    is_number, numbered_lines, resolve_options)
 
 ENCODING = "latin-1"
 GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
           "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western")
 NO_GENRE = "unknown"
 ITEM_FIELDS = 5 + len(GENRES)
+STARS = (1.0, 2.0, 3.0, 4.0, 5.0)   # MovieLens-100K's and -1M's ratings
 USER_FIELDS = ("age", "gender", "occupation", "zip_code")   # RecBole's .user names of u.user's columns
 
 
@@ -48,16 +49,20 @@ def check_rating_line(line: str) -> str | None:
         return "expected integer user id, item id and timestamp"
     if not is_number(rating):
         return "expected a numeric rating"
+    if float(rating) not in STARS:
+        return "expected a rating of whole stars 1 to 5"
+    if int(timestamp) < 0:
+        return "expected a non-negative timestamp (unix seconds)"
     return None
 
 
 def read_ratings(path: Path, columns: Columns, users: IdIndex, items: IdIndex, stats: ReadStats) -> None:
     types = {"user": pa.int64(), "item": pa.int64(), "rating": pa.float32(), "timestamp": pa.int64()}
     for batch, where in csv_batches(path, list(types), types, check_rating_line, delimiter="\t", quoted=False):
-        rating = batch.column(2).to_numpy()
-        ensure_valid(bool(np.isfinite(rating).all()), where, path, check_rating_line)
+        rating, timestamp = batch.column(2).to_numpy(), batch.column(3).to_numpy()
+        ensure_valid(bool(np.isin(rating, STARS).all() and (timestamp >= 0).all()), where, path, check_rating_line)
         columns.append(users.encode_ints(batch.column(0).to_numpy()), items.encode_ints(batch.column(1).to_numpy()),
-                       rating, batch.column(3).to_numpy())
+                       rating, timestamp)
         stats.add("rating_lines", batch.num_rows)
 
 
@@ -72,7 +77,7 @@ def read_genres(path: Path, stats: ReadStats) -> dict[str, str | None]:
     for number, line in numbered_lines(path, ENCODING):
         fields = line.split("|")
         flags = fields[5:]
-        if len(fields) != ITEM_FIELDS or not fields[0].isdigit() or any(f not in ("0", "1") for f in flags):
+        if len(fields) != ITEM_FIELDS or not is_digits(fields[0]) or any(f not in ("0", "1") for f in flags):
             raise FormatError(f"{path}:{number}: expected {ITEM_FIELDS} '|'-separated fields: movie id|title|"
                               f"release date|video release date|IMDb URL|19 genre flags 0 or 1: {line[:200]!r}")
         first[fields[0]] = first_genre([genre for genre, flag in zip(GENRES, flags) if flag == "1"])
@@ -81,7 +86,7 @@ def read_genres(path: Path, stats: ReadStats) -> dict[str, str | None]:
 
 
 def age_problem(values: tuple[str, ...]) -> str | None:
-    return None if values[0].isdigit() else f"expected an integer age, got {values[0]!r}"
+    return None if is_digits(values[0]) else f"expected an integer age, got {values[0]!r}"
 
 
 def read_demographics(path: Path, stats: ReadStats) -> dict[str, tuple[str, ...]]:
@@ -89,7 +94,7 @@ def read_demographics(path: Path, stats: ReadStats) -> dict[str, tuple[str, ...]
     rows: dict[str, tuple[str, ...]] = {}
     for number, line in numbered_lines(path, ENCODING):
         fields = line.split("|")
-        problem = (age_problem(tuple(fields[1:])) if len(fields) == 5 and fields[0].isdigit() else
+        problem = (age_problem(tuple(fields[1:])) if len(fields) == 5 and is_digits(fields[0]) else
                    "expected 5 '|'-separated fields: user id (an integer)|age|gender|occupation|zip code")
         if problem:
             raise FormatError(f"{path}:{number}: {problem}: {line[:200]!r}")
@@ -99,7 +104,7 @@ def read_demographics(path: Path, stats: ReadStats) -> dict[str, tuple[str, ...]
 
 
 def zip_region(code: str) -> str:
-    return code[0] if code[:1].isdigit() else "non-US"
+    return code[0] if is_digits(code[:1]) else "non-US"
 
 
 def demographic_features(rows: Mapping[str, tuple[str, ...]], users: IdIndex,

@@ -1,7 +1,7 @@
 """MovieLens-1M: ratings.dat (+ genres from movies.dat, demographics from users.dat).
 
 Every file is ``::``-separated with no header. ratings.dat:
-``UserID::MovieID::Rating::Timestamp``, whole stars 1-5, unix seconds. movies.dat
+``UserID::MovieID::Rating::Timestamp``, whole stars 1-5, unix seconds (not negative). movies.dat
 (latin-1): ``MovieID::Title::Genres``, genres ``a|b|c``; it lists 3,883 movies, of which
 3,706 are rated. users.dat: ``UserID::Gender::Age::Occupation::Zip-code``, the age and
 occupation as the README's codes. Clean publisher files: any malformed line is an error
@@ -22,9 +22,9 @@ import pyarrow as pa
 
 from imrl.data.interactions import FormatError
 from imrl.data.readers.base import (Columns, IdIndex, ReadResult, ReadStats, build, categories_from_names,
-                                    category_side, count_lines, csv_batches, ensure_valid, feature_matrix, is_number,
-                                    numbered_lines, resolve_options)
-from imrl.data.readers.movielens100k import zip_region
+                                    category_side, count_lines, csv_batches, ensure_valid, feature_matrix, is_digits,
+                                    is_number, numbered_lines, resolve_options)
+from imrl.data.readers.movielens100k import STARS, zip_region
 
 SEPARATOR = "::"
 ENCODING = "latin-1"
@@ -45,16 +45,20 @@ def check_rating_line(line: str) -> str | None:
         return "expected integer UserID, MovieID and Timestamp"
     if not is_number(rating):
         return "expected a numeric Rating"
+    if float(rating) not in STARS:
+        return "expected a Rating of whole stars 1 to 5"
+    if int(timestamp) < 0:
+        return "expected a non-negative Timestamp (unix seconds)"
     return None
 
 
 def read_ratings(path: Path, columns: Columns, users: IdIndex, items: IdIndex, stats: ReadStats) -> None:
     types = {"user": pa.int64(), "item": pa.int64(), "rating": pa.float32(), "timestamp": pa.int64()}
     for batch, where in csv_batches(path, list(types), types, check_rating_line, delimiter=SEPARATOR, quoted=False):
-        rating = batch.column(2).to_numpy()
-        ensure_valid(bool(np.isfinite(rating).all()), where, path, check_rating_line)
+        rating, timestamp = batch.column(2).to_numpy(), batch.column(3).to_numpy()
+        ensure_valid(bool(np.isin(rating, STARS).all() and (timestamp >= 0).all()), where, path, check_rating_line)
         columns.append(users.encode_ints(batch.column(0).to_numpy()), items.encode_ints(batch.column(1).to_numpy()),
-                       rating, batch.column(3).to_numpy())
+                       rating, timestamp)
         stats.add("rating_lines", batch.num_rows)
 
 
@@ -63,7 +67,7 @@ def read_genres(path: Path, items: IdIndex, stats: ReadStats) -> tuple[np.ndarra
     first: dict[str, str] = {}
     for number, line in numbered_lines(path, ENCODING):
         fields = line.split(SEPARATOR)
-        if len(fields) != 3 or not fields[0].isdigit() or not fields[2]:
+        if len(fields) != 3 or not is_digits(fields[0]) or not fields[2]:
             raise FormatError(f"{path}:{number}: expected MovieID::Title::Genres (an integer id, genres a|b|c): "
                               f"{line[:200]!r}")
         first[fields[0]] = fields[2].split("|")[0]
@@ -77,8 +81,8 @@ def read_demographics(path: Path, users: IdIndex, stats: ReadStats) -> tuple[np.
     rows: dict[str, tuple[str, str, str, str]] = {}
     for number, line in numbered_lines(path, ENCODING):
         fields = line.split(SEPARATOR)
-        if (len(fields) != 5 or not fields[0].isdigit() or fields[1] not in ("M", "F") or fields[2] not in AGE_GROUPS
-                or not fields[3].isdigit() or int(fields[3]) >= len(OCCUPATIONS)):
+        if (len(fields) != 5 or not is_digits(fields[0]) or fields[1] not in ("M", "F") or fields[2] not in AGE_GROUPS
+                or not is_digits(fields[3]) or int(fields[3]) >= len(OCCUPATIONS)):
             raise FormatError(f"{path}:{number}: expected UserID::Gender::Age::Occupation::Zip-code (gender M or F, "
                               f"age one of {', '.join(AGE_GROUPS)}, occupation 0-{len(OCCUPATIONS) - 1}): "
                               f"{line[:200]!r}")

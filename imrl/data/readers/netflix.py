@@ -8,6 +8,9 @@
 - ``movie_titles.txt`` / ``movie_titles.csv``: latin-1 ``MovieID,Year,Title``; titles
   hold commas (split at most twice) and the year may be ``NULL``.
 
+The README's ranges are enforced, a value outside them an error naming the file and line:
+MovieIDs and CustomerIDs are positive integers, ratings 1-5, release years 1890-2005.
+
 Dates are days: the timestamp is midnight UTC of that day, so a user's ratings of one
 day tie (the chronological split breaks ties by file order). The only item attribute
 besides the title is the release year, kept as the item category.
@@ -27,13 +30,16 @@ import pyarrow.csv as pacsv
 
 from imrl.data.interactions import FormatError
 from imrl.data.readers.base import (BLOCK_BYTES, Columns, IdIndex, ReadResult, ReadStats, build,
-                                    categories_from_names, category_side, first_bad_line, block_lines, numbered_lines, text_blocks)
+                                    categories_from_names, category_side, first_bad_line, block_lines, is_digits,
+                                    numbered_lines, text_blocks)
 
 HEADER = re.compile(rb"^(\d+):[ \t]*\r?$", re.MULTILINE)
-MOVIE_FILE = re.compile(r"(?:^|/)mv_(\d{7})\.txt$")
+MOVIE_FILE = re.compile(r"(?:^|/)mv_([0-9]{7})\.txt$")
 MIN_LINE_BYTES = len("1,1,2000-01-01\n")
 SECONDS_PER_DAY = 86_400
 TYPES = {"customer": pa.int64(), "rating": pa.int8(), "date": pa.date32()}
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+YEARS = (1890, 2005)   # the README's range of YearOfRelease
 
 
 def check_rating_line(line: str) -> str | None:
@@ -41,15 +47,21 @@ def check_rating_line(line: str) -> str | None:
     if len(fields) != 3:
         return f"expected CustomerID,Rating,YYYY-MM-DD (or a 'MovieID:' header), got {len(fields)} fields"
     customer, rating, date = fields
-    if not customer.isdigit():
-        return "expected an integer CustomerID"
+    if not is_digits(customer) or int(customer) < 1:
+        return "expected a positive integer CustomerID"
     if rating not in {"1", "2", "3", "4", "5"}:
         return "expected a Rating from 1 to 5"
-    try:
-        dt.date.fromisoformat(date)
-    except ValueError:
+    if not is_date(date):
         return "expected a YYYY-MM-DD date"
     return None
+
+
+def is_date(text: str) -> bool:
+    """A YYYY-MM-DD calendar date (pyarrow's date32 reads no other form)."""
+    try:
+        return DATE.fullmatch(text) is not None and bool(dt.date.fromisoformat(text))
+    except ValueError:
+        return False
 
 
 class _Bodies:
@@ -77,12 +89,12 @@ class _Bodies:
                                    parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
                                    convert_options=pacsv.ConvertOptions(column_types=TYPES, null_values=[]))
             rating = table.column("rating").to_numpy()
-            valid = bool(((rating >= 1) & (rating <= 5)).all())
+            valid = bool(((rating >= 1) & (rating <= 5)).all() and (table.column("customer").to_numpy() >= 1).all())
         except pa.ArrowInvalid:
             valid = False
         if not valid:
             for _, body, where, first_line in parts:
-                error = first_bad_line(block_lines(body, first_line, "latin-1"), check_rating_line, where)
+                error = first_bad_line(block_lines(body, first_line, "latin-1", where), check_rating_line, where)
                 if error:
                     raise error
             raise FormatError(f"{parts[0][2]}: rating lines could not be parsed")
@@ -123,6 +135,8 @@ def _segments(text: bytes | bytearray, first_line: int, movie: int | None, where
             raise FormatError(f"{where}:{line}: expected a 'MovieID:' header or CustomerID,Rating,YYYY-MM-DD, "
                               f"got {bytes(text[start:end])[:200]!r}")
         movie = int(header.group(1))
+        if movie < 1:
+            raise FormatError(f"{where}:{line}: expected a positive MovieID, got {bytes(text[start:end])[:200]!r}")
         stats.add("movie_header_lines")
         position, line = end + 1, line + 1
     take(len(text))
@@ -178,8 +192,10 @@ def read_titles(path: Path, items: IdIndex, stats: ReadStats) -> tuple[np.ndarra
     years: dict[int, str | None] = {}
     for number, line in numbered_lines(path, "latin-1"):
         fields = line.split(",", 2)
-        if len(fields) != 3 or not fields[0].isdigit() or not (fields[1].isdigit() or fields[1] == "NULL"):
-            raise FormatError(f"{path}:{number}: expected MovieID,Year,Title (Year may be NULL): {line[:200]!r}")
+        if (len(fields) != 3 or not is_digits(fields[0]) or int(fields[0]) < 1
+                or not (fields[1] == "NULL" or is_digits(fields[1]) and YEARS[0] <= int(fields[1]) <= YEARS[1])):
+            raise FormatError(f"{path}:{number}: expected MovieID,Year,Title (a positive MovieID, a Year from "
+                              f"{YEARS[0]} to {YEARS[1]} or NULL): {line[:200]!r}")
         years[int(fields[0])] = None if fields[1] == "NULL" else fields[1]
         stats.add("title_rows")
         stats.add("title_null_years", fields[1] == "NULL")

@@ -11,10 +11,11 @@ The fields read are named by options, with RecBole's defaults: ``user_field``
 (``user_id``) and ``item_field`` (``item_id``), tokens; ``rating_field`` (``rating``)
 and ``time_field`` (``timestamp``), floats, or null for a dataset without them
 (every rating 1.0; no timestamps, so file order). Timestamps are rounded to whole
-seconds. The item category is the first token of ``category_field`` (``class``) in the
-``.item`` file; the user features are the ``.user`` file's float fields as given and
-its token fields one-hot over their ``top_values`` most frequent values
-(``imrl.data.readers.base.feature_matrix``); sequence fields are not used.
+seconds and must not be negative (-1 is the suite's "no timestamp"). The item category
+is the first token of ``category_field`` (``class``) in the ``.item`` file; the user
+features are the ``.user`` file's float fields as given and its token fields one-hot over
+their ``top_values`` most frequent values (``imrl.data.readers.base.feature_matrix``);
+sequence fields are not used.
 
 A header that is not ``name:type`` with a known type, a missing field or a field of
 the wrong type, and a line with the wrong number of fields or a value that is not of
@@ -124,7 +125,10 @@ def read_inter(path: Path, columns: Columns, users: IdIndex, items: IdIndex, sta
     types = {name: pa.float64() if column in numbers.values() else pa.string() for column, name in enumerate(names)}
 
     def check(line: str) -> str | None:
-        return line_problem(header, line, required)
+        problem = line_problem(header, line, required)
+        if problem is None and "time_field" in numbers and float(line.split("\t")[numbers["time_field"]]) < 0:
+            return f"expected a non-negative {opts['time_field']}"
+        return problem
 
     for batch, where in csv_batches(path, names, types, check, skip_lines=1, delimiter="\t",
                                     encoding=opts["encoding"], quoted=False):
@@ -133,7 +137,7 @@ def read_inter(path: Path, columns: Columns, users: IdIndex, items: IdIndex, sta
         rating = batch.column(numbers["rating_field"]).to_numpy() if "rating_field" in numbers else np.ones(n)
         time = batch.column(numbers["time_field"]).to_numpy() if "time_field" in numbers else None
         ok = not (_has_empty(user_ids) or _has_empty(item_ids)) and bool(np.isfinite(rating).all()) \
-            and (time is None or bool(np.isfinite(time).all()))
+            and (time is None or bool((np.isfinite(time) & (time >= 0)).all()))
         ensure_valid(ok, where, path, check, opts["encoding"])
         timestamp = np.full(n, NO_TIMESTAMP, np.int64) if time is None else np.rint(time).astype(np.int64)
         columns.append(users.encode_strings(user_ids), items.encode_strings(item_ids), rating.astype(np.float32),
