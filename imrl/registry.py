@@ -34,7 +34,7 @@ class MethodSpec:
     settings: tuple[str, ...]          # where it runs: offline datasets, online simulators
     paper: str                         # what it implements
     defaults: dict[str, Any] = field(default_factory=dict)  # fixed params (variants of one class)
-    gpu: bool = False                  # trains on a GPU when one is given (the workflow asks for gpu=1)
+    gpu: bool = False                  # trains on a GPU (the workflow asks for gpu=1; imrl/runs/device.py)
     online_target: str | None = None   # class for the simulators when it is not `target`
     offline_env: bool = False          # trains in the dataset's offline environment (imrl/envs/environment.py)
 
@@ -71,19 +71,19 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     # IMRL and its ablations (issue: IMRL itself).
     MethodSpec("imrl", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "IMRL (this paper)",
                {"intrinsic": "empowerment", "augmentation": True}, online_target="imrl.agents.imrl:IMRLAgent",
-               offline_env=True),
+               offline_env=True, gpu=True),
     MethodSpec("imrl-e", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "IMRL without empowerment",
                {"intrinsic": "entropy", "augmentation": True}, online_target="imrl.agents.imrl:IMRLAgent",
-               offline_env=True),
+               offline_env=True, gpu=True),
     MethodSpec("imrl-a", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "IMRL without counterfactual augmentation",
                {"intrinsic": "empowerment", "augmentation": False}, online_target="imrl.agents.imrl:IMRLAgent",
-               offline_env=True),
+               offline_env=True, gpu=True),
     MethodSpec("imrl-kl", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "IMRL with the KL-divergence intrinsic signal",
                {"intrinsic": "kl", "augmentation": True}, online_target="imrl.agents.imrl:IMRLAgent",
-               offline_env=True),
+               offline_env=True, gpu=True),
     MethodSpec("sac", "imrl.agents.imrl:IMRL", (OFFLINE, ONLINE), "Soft Actor-Critic (Haarnoja et al. 2018)",
                {"intrinsic": "entropy", "augmentation": False}, online_target="imrl.agents.imrl:IMRLAgent",
-               offline_env=True),
+               offline_env=True, gpu=True),
     # Supervised sequential baselines.
     MethodSpec("sasrec", "baselines.sasrec:SASRec", (OFFLINE,), "SASRec (Kang & McAuley, ICDM 2018)", gpu=True),
     MethodSpec("stamp", "baselines.stamp:STAMP", (OFFLINE,), "STAMP (Liu et al., KDD 2018)", gpu=True),

@@ -155,6 +155,15 @@ def per_attempt(entry, resource, attempt):
     return entry.get(resource, config["resources"][resource]) * attempt
 
 
+def device_settings(method):
+    """What a GPU method's run is told of devices (imrl/runs/device.py): whether it may
+    fall back to the CPU, whether TF32 is allowed. Other methods run on the CPU and get
+    nothing, so that these keys rerun none of their runs."""
+    if not registry.method(method).gpu:
+        return {}
+    return {"device": {key: config["resources"][key] for key in ("allow_cpu_fallback", "allow_tf32")}}
+
+
 def offline_job(wildcards):
     """The resolved configuration of one offline run (recorded in its results JSON)."""
     dataset = config["datasets"][wildcards.dataset]
@@ -163,6 +172,7 @@ def offline_job(wildcards):
         "dataset": dataset,
         "budget": dataset.get("budget", {}),
         "evaluation": config["evaluation"],
+        **device_settings(wildcards.method),
     }, sort_keys=True)
 
 
@@ -173,6 +183,7 @@ def online_job(wildcards):
         "method": config["methods"][wildcards.method],
         "simulator": simulator,
         "budget": simulator.get("budget", {}),
+        **device_settings(wildcards.method),
     }, sort_keys=True)
 
 

@@ -1,4 +1,4 @@
-"""GPU slots: concurrent holders get distinct devices; SLURM and CPU-only are left alone."""
+"""GPU slots: concurrent holders get distinct devices; a SLURM assignment is kept; CPU-only is left alone."""
 
 from __future__ import annotations
 
@@ -40,11 +40,14 @@ def test_concurrent_jobs_get_distinct_slots(tmp_path):
     assert len({e[1] for e in starts.values()}) >= 2  # 5 jobs over 3 slots use several slots
 
 
-def test_slurm_and_cpu_only_are_left_alone(monkeypatch):
+def test_slurm_assignment_kept_and_cpu_only_left_alone(monkeypatch, tmp_path):
+    monkeypatch.delenv("IMRL_GPU_SLOTS", raising=False)
+    monkeypatch.setenv("IMRL_GPU_LOCK_DIR", str(tmp_path))
     monkeypatch.setenv("SLURM_JOB_ID", "42")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
-    with gpu_slot(wanted=True) as slot:
-        assert slot is None and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    with gpu_slot(wanted=True) as slot:   # the scheduler's one GPU, held in the job's own lock folder
+        assert slot == 0 and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+        assert (tmp_path / "slurm-42" / "gpu0.lock").exists()
     monkeypatch.delenv("SLURM_JOB_ID")
     monkeypatch.setenv("IMRL_GPU_SLOTS", "0")
     with gpu_slot(wanted=True) as slot:

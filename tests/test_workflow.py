@@ -147,7 +147,9 @@ def test_invalid_config_fails_naming_the_key(tmp_path):
 
 def test_gpu_jobs_get_distinct_slots(tmp_path, monkeypatch):
     """`--resources gpu=2` with two fake devices: four GPU-flagged runs, two at a time,
-    each holding one slot; no two runs overlap on a slot."""
+    each holding one of the two slots. (That two holders never share a slot is
+    tests/test_gpu_slots.py's: a run's started_at precedes its imports and the wait for
+    a slot, so the records' intervals cannot show it.)"""
     monkeypatch.setenv("IMRL_GPU_SLOTS", "2")
     monkeypatch.setenv("IMRL_GPU_LOCK_DIR", str(tmp_path / "locks"))
     tiny = {"epochs": 1, "d": 8, "max_len": 5, "batch_size": 64}
@@ -156,8 +158,5 @@ def test_gpu_jobs_get_distinct_slots(tmp_path, monkeypatch):
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     runs = [json.loads(path.read_text()) for path in (tmp_path / "results/runs/synthetic").glob("*/seed*.json")]
     assert len(runs) == 4 and all(run["status"] == "ok" for run in runs)
-    intervals = sorted((run["provenance"]["gpu_slot"], run["provenance"]["started_at"],
-                        run["provenance"]["finished_at"]) for run in runs)
-    assert {slot for slot, _, _ in intervals} <= {0, 1}
-    for (slot_a, _, end_a), (slot_b, start_b, _) in zip(intervals, intervals[1:]):
-        assert slot_a != slot_b or end_a <= start_b, intervals
+    assert all(run["provenance"]["gpu_slot"] in (0, 1) for run in runs)
+    assert all("torch.cuda.is_available() is False" in run["provenance"]["cpu_reason"] for run in runs)

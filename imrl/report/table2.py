@@ -16,6 +16,8 @@ Conventions, also printed under the table:
   rejected (``imrl.report.results.load_grid``) counts as a failed seed whose note is
   the reason. A cell with no run reads "–". A cell whose seed count differs from the table's usual one is marked
   "[k seeds]".
+- Seeds of one cell that ran on different kinds of device (CPU and GPU, whose kernels
+  give different numbers) are pooled in its mean and said so in a note.
 
 The tidy ``Table2.cells`` frame is the single source of all three renderings, so
 later additions (significance markers, reported-versus-reproduced columns) extend it
@@ -61,7 +63,7 @@ class Table2:
     methods: list[str]           # row order
     datasets: list[str]          # column-group order
     k: int
-    notes: list[str]             # failure notes; a cell's "note" is its 1-based index here
+    notes: list[str]             # failure and device notes; a cell's "note" is its 1-based index here
     usual_seeds: int | None      # seeds per cell in most cells; others are marked
     not_available: list[str] = field(default_factory=list)  # named by the config, not implemented yet
     environments: dict[str, list[str]] = field(default_factory=dict)  # dataset -> the RL runs' environments
@@ -86,8 +88,9 @@ def build_table2(runs: pd.DataFrame, k: int = 20, datasets: Sequence[str] | None
             ok = group[group["status"] == "ok"]
             failed = group[group["status"] == "failed"]
             errors = _failure_summary(failed)
-            if errors:
-                notes.append(f"{method} on {dataset}: {errors}")
+            mixed = _device_mixture(ok)
+            if errors or mixed:
+                notes.append(f"{method} on {dataset}: " + "; ".join(filter(None, (errors, mixed))))
             for metric in METRICS:
                 percent = 100.0 * _metric_values(ok, f"{metric}@{k}")
                 per_seed[method, dataset, metric] = dict(zip(ok["seed"], percent))
@@ -97,7 +100,7 @@ def build_table2(runs: pd.DataFrame, k: int = 20, datasets: Sequence[str] | None
                     "mean_percent": mean, "std_percent": std,
                     "n_ok": len(ok), "n_failed": len(failed),
                     "seeds_ok": _seed_list(ok), "seeds_failed": _seed_list(failed),
-                    "note": len(notes) if errors else None,
+                    "note": len(notes) if errors or mixed else None,
                     "errors": errors or None,
                 })
     cells = pd.DataFrame(rows, columns=[c for c in CSV_COLUMNS if c not in ("rank", "cell", *SIGNIFICANCE_COLUMNS)])
@@ -153,6 +156,22 @@ def _failure_summary(failed: pd.DataFrame) -> str:
         label = "seed" if len(seeds) == 1 else "seeds"
         parts.append(f"{label} {', '.join(map(str, sorted(seeds)))}: {error}")
     return "; ".join(parts)
+
+
+def _device_mixture(ok: pd.DataFrame) -> str:
+    """"seeds ran on different devices (cpu: seed 0; cuda: seeds 1, 2), pooled in the mean"
+    when the ok seeds of one cell ran on more than one kind of device; "" otherwise (CPU and
+    GPU kernels give different numbers: the mean should not hide that)."""
+    if "device" not in ok:
+        return ""
+    kinds = ok["device"].fillna("unknown").astype(str).str.split(":").str[0]
+    if kinds.nunique() < 2:
+        return ""
+    parts = []
+    for kind in sorted(kinds.unique()):
+        seeds = sorted(ok["seed"][kinds == kind])
+        parts.append(f"{kind}: {'seed' if len(seeds) == 1 else 'seeds'} {', '.join(map(str, seeds))}")
+    return f"seeds ran on different devices ({'; '.join(parts)}), pooled in the mean"
 
 
 def _displayed(mean: float) -> float:
@@ -276,8 +295,8 @@ def legend(table: Table2) -> list[str]:
         lines.append("Named by the configuration but not available in this run (not implemented yet, or missing input), "
                      "so not run: " + ", ".join(table.not_available) + ".")
     if table.notes:
-        lines.append("[i]: the runs that failed there, listed below; they are in no mean. "
-                     "failed: every seed failed.")
+        lines.append("[i]: note i below: the runs that failed there, which are in no mean (failed: "
+                     "every seed failed), or seeds that ran on different devices (CPU and GPU).")
     return lines + [f"[{number}] {note}" for number, note in enumerate(table.notes, start=1)]
 
 

@@ -2,9 +2,15 @@
 
 Snakemake's ``--resources gpu=N`` caps how many GPU jobs run at once but never says
 WHICH device a job should use. Each GPU job therefore takes a non-blocking file lock on
-one of N slot files and sets CUDA_VISIBLE_DEVICES to the slot it won. Under SLURM the
-scheduler has already set CUDA_VISIBLE_DEVICES: it is left alone. With no GPU the job
-runs on the CPU.
+one of the devices it may use and sets CUDA_VISIBLE_DEVICES to the one it won.
+
+Which devices it may use: outside SLURM, every device the machine shows (an existing
+CUDA_VISIBLE_DEVICES restricts them). Under SLURM (SLURM_JOB_ID set), only those the
+scheduler gave the job: CUDA_VISIBLE_DEVICES, else SLURM_STEP_GPUS, else SLURM_JOB_GPUS;
+none given means none used, even where the node has GPUs (they belong to other jobs).
+The locks of a SLURM job live in a folder of its own, so that jobs on one node whose
+cgroups both show "device 0" do not wait for each other; several GPU jobs inside one
+allocation (``snakemake --resources gpu=4`` in an ``salloc``) still get distinct devices.
 
 ``IMRL_GPU_SLOTS`` overrides the number of devices (tests use it to fake N devices on a
 machine without GPUs); ``IMRL_GPU_LOCK_DIR`` sets where the lock files live.
@@ -21,29 +27,54 @@ from typing import Iterator
 
 from filelock import FileLock, Timeout
 
+SLURM_GPU_VARIABLES = ("CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS")
+
+
+def under_slurm() -> bool:
+    return "SLURM_JOB_ID" in os.environ
+
+
+def assigned_devices() -> list[str] | None:
+    """The device ids the job may use, when something restricts them (CUDA_VISIBLE_DEVICES,
+    or under SLURM the scheduler's variables; [] under SLURM when it gave none); None when
+    every device of the machine is the job's."""
+    names = SLURM_GPU_VARIABLES if under_slurm() else SLURM_GPU_VARIABLES[:1]
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name].split(",")
+    return [] if under_slurm() else None
+
 
 def visible_gpu_count() -> int:
     if "IMRL_GPU_SLOTS" in os.environ:
         return int(os.environ["IMRL_GPU_SLOTS"])
-    if os.environ.get("CUDA_VISIBLE_DEVICES"):
-        return len(os.environ["CUDA_VISIBLE_DEVICES"].split(","))
+    devices = assigned_devices()
+    if devices is not None:
+        return len(devices)
     import torch
 
     return torch.cuda.device_count()
 
 
 def lock_dir() -> Path:
-    return Path(os.environ.get("IMRL_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "imrl-gpu-slots"))
+    base = Path(os.environ.get("IMRL_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "imrl-gpu-slots"))
+    return base / f"slurm-{os.environ['SLURM_JOB_ID']}" if under_slurm() else base
+
+
+def no_gpu_reason() -> str:
+    """Why a job that wanted a GPU holds no slot (there was none to take)."""
+    if under_slurm():
+        return (f"SLURM job {os.environ['SLURM_JOB_ID']} was given no GPU "
+                f"({', '.join(SLURM_GPU_VARIABLES)} unset or empty)")
+    return "no GPU is visible on this machine"
 
 
 @contextlib.contextmanager
 def gpu_slot(wanted: bool, poll_s: float = 0.5, timeout_s: float = 24 * 3600) -> Iterator[int | None]:
-    """Hold one GPU slot for the duration of the block; yields the slot index, or None
-    when the job runs on the CPU or under SLURM (which assigned the device already)."""
-    if not wanted or "SLURM_JOB_ID" in os.environ:
-        yield None
-        return
-    n_slots = visible_gpu_count()
+    """Hold one GPU slot for the duration of the block; yields the slot index, with
+    CUDA_VISIBLE_DEVICES naming that one device, or None when the job did not want a
+    GPU or there is none it may use."""
+    n_slots = visible_gpu_count() if wanted else 0
     if n_slots == 0:
         yield None
         return
@@ -58,8 +89,8 @@ def gpu_slot(wanted: bool, poll_s: float = 0.5, timeout_s: float = 24 * 3600) ->
             except Timeout:
                 continue
             previous = os.environ.get("CUDA_VISIBLE_DEVICES")
-            # Slot k is the k-th device the job could see (honours an existing restriction).
-            devices = previous.split(",") if previous else [str(i) for i in range(n_slots)]
+            # Slot k is the k-th device the job may use (honours an existing restriction).
+            devices = assigned_devices() or [str(i) for i in range(n_slots)]
             os.environ["CUDA_VISIBLE_DEVICES"] = devices[slot]
             try:
                 yield slot

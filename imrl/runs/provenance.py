@@ -57,7 +57,9 @@ def now() -> str:
 
 
 def collect(config_hash: str, device: str, started_at: str, wall_time_s: float, resumed: bool = False,
-            gpu_slot: int | None = None) -> dict:
+            gpu_slot: int | None = None, cpu_reason: str | None = None, gpu: dict | None = None) -> dict:
+    """The record's provenance; `gpu` is imrl.runs.device.gpu_provenance's (GPU name,
+    CUDA and cuDNN versions, precision flags)."""
     commit, dirty = git_state()
     return {
         "git_commit": commit,
@@ -68,7 +70,9 @@ def collect(config_hash: str, device: str, started_at: str, wall_time_s: float, 
         "platform": platform.platform(),
         "hardware": hardware(),
         "device": device,
-        "gpu_slot": gpu_slot,   # the slot held (imrl/runs/gpu.py); None on the CPU or under SLURM
+        "gpu_slot": gpu_slot,   # the slot held (imrl/runs/gpu.py); None on the CPU
+        "cpu_reason": cpu_reason,   # why a GPU method ran on the CPU; None otherwise
+        **(gpu or {}),
         "wall_time_s": round(wall_time_s, 3),
         "started_at": started_at,
         "finished_at": now(),

@@ -29,6 +29,7 @@ from imrl.envs.user_model import load_user_model, read_meta
 from imrl.eval.online import run_simulator
 from imrl.eval.ranking import evaluate
 from imrl.io import atomic_write_json
+from imrl.runs import device as devices
 from imrl.runs import provenance
 from imrl.runs.gpu import gpu_slot
 from imrl.schemas import validate_run
@@ -42,15 +43,12 @@ def config_hash(obj: Any) -> str:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch; ask torch for deterministic kernels."""
+    """Seed python, numpy and torch; ask torch for deterministic kernels (warning where it
+    has none, listed in PROTOCOL.md, rather than failing the run)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def pick_device(slot: int | None) -> torch.device:
-    return torch.device("cuda", 0) if slot is not None and torch.cuda.is_available() else torch.device("cpu")
 
 
 # A body trains and evaluates, filling record["metrics"], "n_users", "curve", "substitutes".
@@ -59,10 +57,10 @@ Body = Callable[[type, dict[str, Any], RunContext, dict[str, Any]], None]
 
 def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any], out: Path,
          body: Body, progress: bool, checkpoint_dir: Path | None, checkpoint_every_s: float) -> dict[str, Any]:
-    """Shared by both settings: seed, device slot, the failure record, provenance, the
-    atomic write. A method that checkpoints writes into `checkpoint_dir` and resumes from
-    it when a killed run is started again; the directory is removed once the record is
-    written."""
+    """Shared by both settings: seed, device (imrl/runs/device.py, with the job's
+    ``device`` settings), the failure record, provenance, the atomic write. A method that
+    checkpoints writes into `checkpoint_dir` and resumes from it when a killed run is
+    started again; the directory is removed once the record is written."""
     started, t0 = provenance.now(), time.perf_counter()
     spec = registry.method(method)
     record: dict[str, Any] = {
@@ -70,14 +68,17 @@ def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any]
         "status": "ok", "error": None, "metrics": {}, "n_users": {}, "curve": None, "substitutes": [],
         "training": None, "config": job,
     }
-    device, slot = "cpu", None
+    device, slot, cpu_reason = torch.device("cpu"), None, None
+    options = devices.settings(job)
     run_hash = config_hash({"dataset": dataset, "method": method, **job})
     resumes: list[str] = []   # where a checkpoint was really resumed (imrl/checkpoint.py)
     try:
         cls = spec.load(setting)
+        devices.configure_numerics(options["allow_tf32"])
         with gpu_slot(wanted=spec.gpu) as slot:
-            device = str(pick_device(slot))
-            ctx = RunContext(seed=seed, device=torch.device(device), budget=job.get("budget", {}),
+            choice = devices.pick_device(method, spec.gpu, slot, options["allow_cpu_fallback"])
+            device, cpu_reason = choice.device, choice.cpu_reason
+            ctx = RunContext(seed=seed, device=device, budget=job.get("budget", {}),
                              checkpoint_dir=checkpoint_dir, checkpoint_every_s=checkpoint_every_s, progress=progress,
                              config_hash=run_hash, resumes=resumes)
             seed_everything(seed)
@@ -85,8 +86,8 @@ def _run(dataset: str, method: str, seed: int, setting: str, job: dict[str, Any]
     except Exception as error:  # the record must say what failed, whatever it was
         record.update(status="failed", metrics={}, n_users={}, curve=None, training=None, error={
             "type": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()})
-    record["provenance"] = provenance.collect(run_hash, device, started, time.perf_counter() - t0, bool(resumes),
-                                              slot)
+    record["provenance"] = provenance.collect(run_hash, str(device), started, time.perf_counter() - t0,
+                                              bool(resumes), slot, cpu_reason, devices.gpu_provenance(device))
     validate_run(record, str(out))
     atomic_write_json(out, record)
     if checkpoint_dir is not None and record["status"] == "ok":
