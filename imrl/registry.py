@@ -42,11 +42,15 @@ class MethodSpec:
     def available(self) -> bool:
         return self.target is not None
 
+    def target_for(self, setting: str) -> str | None:
+        """The "module:Class" that runs in `setting`."""
+        return self.online_target if setting == ONLINE and self.online_target else self.target
+
     def run_entry(self, setting: str) -> dict[str, Any]:
         """What of this entry a run in `setting` depends on (the workflow passes it as a
         parameter of the run, so that a change reruns this method's runs and no others)."""
-        target = self.online_target if setting == ONLINE and self.online_target else self.target
-        return {"target": target, "defaults": self.defaults, "gpu": self.gpu, "offline_env": self.offline_env}
+        return {"target": self.target_for(setting), "defaults": self.defaults, "gpu": self.gpu,
+                "offline_env": self.offline_env}
 
     @property
     def module(self) -> str:
@@ -59,7 +63,7 @@ class MethodSpec:
             raise LookupError(f"method {self.name!r} is not implemented yet")
         if setting not in self.settings:
             raise LookupError(f"method {self.name!r} does not run in the {setting} setting (only {self.settings})")
-        return load_target(self.online_target if setting == ONLINE and self.online_target else self.target)
+        return load_target(self.target_for(setting))
 
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [

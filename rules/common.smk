@@ -115,7 +115,7 @@ def report_inputs():
 def _run_sources(method, setting, *modules):
     """Code a run depends on: a change to any of it reruns the run. The registry is not
     part of it (``run_entry`` is: a change to another method's entry reruns nothing here)."""
-    target = registry.method(method).run_entry(setting)["target"]
+    target = registry.method(method).target_for(setting)
     files = set(registry.source_files("imrl.runs.run"))
     for module in (target.split(":")[0], *modules):
         files |= set(registry.source_files(module))

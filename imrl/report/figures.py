@@ -65,10 +65,11 @@ def curve_band(runs: pd.DataFrame) -> Band:
                 table.mean(axis=1).to_numpy(), table.std(axis=1, ddof=1).to_numpy(), len(series))
 
 
-def _thinned(band: Band) -> Band:
-    if len(band.episode) <= MAX_POINTS:
+def thinned(band: Band, max_points: int = MAX_POINTS) -> Band:
+    """`band` at no more than `max_points` evenly spaced episodes."""
+    if len(band.episode) <= max_points:
         return band
-    keep = np.unique(np.linspace(0, len(band.episode) - 1, MAX_POINTS).round().astype(int))
+    keep = np.unique(np.linspace(0, len(band.episode) - 1, max_points).round().astype(int))
     return Band(band.method, band.episode[keep], band.mean[keep], band.std[keep], band.n_seeds)
 
 
@@ -80,7 +81,7 @@ def line_style(index: int) -> dict:
 
 def _draw_panel(axes, bands: Sequence[Band], styles: dict[str, dict], title: str) -> None:
     for band in bands:
-        band = _thinned(band)
+        band = thinned(band)
         style = styles[band.method]
         offset = styles[band.method]["_order"] % MARKERS_PER_LINE
         every = max(1, len(band.episode) // MARKERS_PER_LINE)

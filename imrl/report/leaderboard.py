@@ -170,10 +170,9 @@ def curve(ok: pd.DataFrame) -> dict[str, Any] | None:
     evenly spaced points of it; None without curves."""
     if "curve" not in ok or not ok["curve"].map(bool).any():
         return None
-    band = figures.curve_band(ok)
-    keep = np.unique(np.linspace(0, len(band.episode) - 1, min(len(band.episode), CURVE_POINTS)).round().astype(int))
-    return {"episode": band.episode[keep].tolist(), "mean": _rounded(band.mean[keep]),
-            "std": _rounded(band.std[keep]), "n_seeds": band.n_seeds}
+    band = figures.thinned(figures.curve_band(ok), CURVE_POINTS)
+    return {"episode": band.episode.tolist(), "mean": _rounded(band.mean), "std": _rounded(band.std),
+            "n_seeds": band.n_seeds}
 
 
 def reported_rows(reported: pd.DataFrame, source: str) -> list[dict[str, Any]]:
